@@ -1,0 +1,34 @@
+# DETRDistill developer commands. Every target installs what is missing first (scripts/install.sh).
+PY := .venv/bin/python
+STAMP := .venv/.detrdistill-installed
+JOBS ?= 2
+
+.PHONY: install test test-fast demo lint format clean
+
+$(STAMP): scripts/install.sh scripts/repack_detectron2_wheel.py setup.cfg pyproject.toml
+	bash scripts/install.sh
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# The whole suite (CPU, ~10 min on 2 cores). CI calls exactly this target.
+test: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) --dist loadfile -q tests
+
+# Everything but the tests marked slow (short training runs, multi-process launches).
+test-fast: $(STAMP)
+	$(PY) -m pytest -n $(JOBS) --dist loadfile -q -m "not slow" tests
+
+demo: $(STAMP)
+	$(PY) -m detrdistill.demo
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: $(STAMP)
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+clean:
+	rm -rf output .pytest_cache .ruff_cache

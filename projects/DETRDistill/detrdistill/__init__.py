@@ -1,0 +1,1 @@
+"""DETRDistill: knowledge distillation for DETR-family detectors in Detectron2."""
