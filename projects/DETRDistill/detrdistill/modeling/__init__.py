@@ -1,0 +1,7 @@
+"""Detectors of the DETR family and their building blocks."""
+
+from . import meta_arch, transformers
+from .backbone import build_resnet_backbone, resnet_output_shapes
+from .meta_arch import DABDETR, DETR, ConditionalDETR, DeformableDETR, DETRBase
+from .neck import InputProjection
+from .outputs import DecoderOutputs, DETROutput, EncoderOutputs, QueryGroup

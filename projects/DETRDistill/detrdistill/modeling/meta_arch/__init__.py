@@ -1,0 +1,16 @@
+"""DETR-family meta-architectures, registered in detectron2's ``META_ARCH_REGISTRY``."""
+
+from .base import DETRBase, group_attention_mask
+from .conditional_detr import ConditionalDETR
+from .dab_detr import DABDETR
+from .deformable_detr import DeformableDETR
+from .detr import DETR
+
+__all__ = [
+    "DETRBase",
+    "DETR",
+    "ConditionalDETR",
+    "DABDETR",
+    "DeformableDETR",
+    "group_attention_mask",
+]

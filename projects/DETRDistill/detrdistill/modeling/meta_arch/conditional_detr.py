@@ -1,0 +1,35 @@
+"""Conditional DETR (Meng et al., 2021): conditional spatial queries from reference points."""
+
+from __future__ import annotations
+
+import torch
+from detectron2.modeling import META_ARCH_REGISTRY
+from torch import nn
+
+from ..outputs import EncoderOutputs, QueryGroup
+from .base import DETRBase
+
+__all__ = ["ConditionalDETR"]
+
+
+@META_ARCH_REGISTRY.register()
+class ConditionalDETR(DETRBase):
+    """Conditional DETR: learned positional queries, each mapped to an (x, y) reference point by
+    the decoder's ``ref_point_head``; boxes are predicted relative to it. Sigmoid focal loss."""
+
+    def __init__(self, *, num_queries: int = 300, hidden_dim: int = 256, **kwargs):
+        """
+        Args:
+            num_queries, hidden_dim: see :class:`DETRBase`; the decoder must be a
+                :class:`~detrdistill.modeling.transformers.ConditionalDecoder`.
+            kwargs: everything else :class:`DETRBase` takes.
+        """
+        kwargs.setdefault("loss_class_type", "focal")
+        super().__init__(num_queries=num_queries, hidden_dim=hidden_dim, **kwargs)
+        self.query_embed = nn.Embedding(num_queries, hidden_dim)
+
+    def initial_queries(self, encoder: EncoderOutputs):
+        batch = encoder.memory.shape[0]
+        pos = self.query_embed.weight[None].expand(batch, -1, -1)
+        reference = self.decoder.reference_from_pos(pos)
+        return QueryGroup(content=torch.zeros_like(pos), pos=pos, reference=reference), None

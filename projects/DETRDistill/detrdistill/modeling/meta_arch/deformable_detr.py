@@ -1,0 +1,124 @@
+"""Deformable DETR (Zhu et al., 2021): multi-scale deformable attention, optional iterative box
+refinement and two-stage query selection."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from detectron2.modeling import META_ARCH_REGISTRY
+from torch import Tensor, nn
+
+from ...layers import MLP, coordinate_sine_embedding
+from ..outputs import EncoderOutputs, QueryGroup
+from .base import DETRBase
+
+__all__ = ["DeformableDETR"]
+
+
+@META_ARCH_REGISTRY.register()
+class DeformableDETR(DETRBase):
+    """Deformable DETR with sigmoid focal classification.
+
+    Single-stage: a learned (Q, 2D) table split into positional and content queries; reference
+    points (x, y) come from a linear layer on the positional query. Two-stage: every encoder token
+    proposes a box; the top-Q proposals give reference boxes and, through a sine embedding, the
+    queries.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_queries: int = 300,
+        hidden_dim: int = 256,
+        with_box_refine: bool = False,
+        as_two_stage: bool = False,
+        **kwargs,
+    ):
+        """
+        Args:
+            num_queries, hidden_dim: see :class:`DETRBase`.
+            with_box_refine: iterative box refinement (separate heads per layer).
+            as_two_stage: queries from encoder proposals instead of a learned table.
+            kwargs: everything else :class:`DETRBase` takes.
+        """
+        kwargs.setdefault("loss_class_type", "focal")
+        kwargs.setdefault("share_heads", not with_box_refine)
+        super().__init__(
+            num_queries=num_queries,
+            hidden_dim=hidden_dim,
+            refine_boxes=with_box_refine,
+            **kwargs,
+        )
+        self.with_box_refine = with_box_refine
+        self.as_two_stage = as_two_stage
+        if as_two_stage:
+            num_logits = self.class_embed[0].out_features
+            self.enc_output = nn.Linear(hidden_dim, hidden_dim)
+            self.enc_output_norm = nn.LayerNorm(hidden_dim)
+            self.enc_class_embed = nn.Linear(hidden_dim, num_logits)
+            self.enc_bbox_embed = MLP(hidden_dim, hidden_dim, 4, 3)
+            self.pos_trans = nn.Linear(hidden_dim * 2, hidden_dim * 2)
+            self.pos_trans_norm = nn.LayerNorm(hidden_dim * 2)
+            nn.init.constant_(self.enc_class_embed.bias, -math.log((1 - 0.01) / 0.01))
+            nn.init.zeros_(self.enc_bbox_embed.layers[-1].weight)
+            nn.init.zeros_(self.enc_bbox_embed.layers[-1].bias)
+        else:
+            self.query_embedding = nn.Embedding(num_queries, hidden_dim * 2)
+            self.reference_points = nn.Linear(hidden_dim, 2)
+            nn.init.xavier_uniform_(self.reference_points.weight, gain=1.0)
+            nn.init.zeros_(self.reference_points.bias)
+
+    def initial_queries(self, encoder: EncoderOutputs):
+        batch = encoder.memory.shape[0]
+        if not self.as_two_stage:
+            pos, content = self.query_embedding.weight.split(self.hidden_dim, dim=1)
+            pos = pos[None].expand(batch, -1, -1)
+            content = content[None].expand(batch, -1, -1)
+            return QueryGroup(content, pos, self.reference_points(pos).sigmoid()), None
+        return self._two_stage_queries(encoder)
+
+    def _two_stage_queries(self, encoder: EncoderOutputs):
+        memory, proposals = self._encoder_proposals(encoder)
+        logits = self.enc_class_embed(memory)
+        coords = self.enc_bbox_embed(memory) + proposals
+        k = min(self.num_queries, memory.shape[1])
+        invalid = torch.isinf(proposals).any(-1)
+        ranking = logits.max(-1).values.masked_fill(invalid, float("-inf"))
+        top = ranking.topk(k, dim=1).indices
+        top_logits = torch.gather(logits, 1, top[..., None].expand(-1, -1, logits.shape[-1]))
+        top_boxes = torch.gather(coords, 1, top[..., None].expand(-1, -1, 4)).sigmoid()
+        reference = top_boxes.detach()
+        embedding = coordinate_sine_embedding(reference, num_pos_feats=self.hidden_dim // 2)
+        pos, content = self.pos_trans_norm(self.pos_trans(embedding)).split(self.hidden_dim, -1)
+        return QueryGroup(content, pos, reference), (top_logits, top_boxes)
+
+    def _encoder_proposals(self, encoder: EncoderOutputs) -> tuple[Tensor, Tensor]:
+        """One box proposal per memory token.
+
+        Returns:
+            transformed memory (B, S, D) (zero on invalid tokens) and proposals (B, S, 4) in
+            inverse-sigmoid space (+inf on padding and near-border tokens).
+        """
+        memory, mask = encoder.memory, encoder.memory_mask
+        batch = memory.shape[0]
+        proposals = []
+        for level, (height, width) in enumerate(encoder.spatial_shapes.tolist()):
+            start = int(encoder.level_start_index[level])
+            level_mask = mask[:, start : start + height * width].view(batch, height, width)
+            valid_h = (~level_mask[:, :, 0]).sum(1).clamp(min=1)
+            valid_w = (~level_mask[:, 0, :]).sum(1).clamp(min=1)
+            ys, xs = torch.meshgrid(
+                torch.arange(height, device=memory.device, dtype=torch.float32),
+                torch.arange(width, device=memory.device, dtype=torch.float32),
+                indexing="ij",
+            )
+            scale = torch.stack([valid_w, valid_h], -1).view(batch, 1, 1, 2).float()
+            centers = (torch.stack([xs, ys], -1)[None] + 0.5) / scale
+            sizes = torch.full_like(centers, 0.05 * 2.0**level)
+            proposals.append(torch.cat([centers, sizes], -1).view(batch, -1, 4))
+        proposals = torch.cat(proposals, 1)
+        valid = ((proposals > 0.01) & (proposals < 0.99)).all(-1, keepdim=True) & ~mask[..., None]
+        proposals = torch.log(proposals / (1 - proposals)).masked_fill(~valid, float("inf"))
+        memory = memory.masked_fill(~valid, 0.0)
+        return self.enc_output_norm(self.enc_output(memory)), proposals.to(memory.dtype)
