@@ -6,6 +6,6 @@ wrapper in ``META_ARCH_REGISTRY``, the embedded datasets in ``DatasetCatalog``, 
 ``detectron2.model_zoo``.
 """
 
-from . import data, model_zoo, modeling  # noqa: F401  (registration side effects)
+from . import data, distill, model_zoo, modeling  # noqa: F401  (registration side effects)
 
 __version__ = "0.1.0"

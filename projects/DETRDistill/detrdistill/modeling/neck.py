@@ -11,7 +11,9 @@ __all__ = ["InputProjection"]
 
 def _norm(kind: str, channels: int) -> nn.Module:
     if kind == "GN":
-        return nn.GroupNorm(min(32, channels), channels)
+        # 32 groups as usual; narrower widths (e.g. 48) take the largest divisor below 32
+        groups = max(g for g in range(1, 33) if channels % g == 0)
+        return nn.GroupNorm(groups, channels)
     if kind in ("", None, "none"):
         return nn.Identity()
     raise ValueError(f"model.neck.norm={kind!r} is not supported; use 'GN' or ''")

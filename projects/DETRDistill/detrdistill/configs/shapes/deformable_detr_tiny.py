@@ -1,14 +1,16 @@
 # Deformable DETR (two-stage, box refinement), tiny, on the embedded shapes dataset, CPU.
 #   python train_net.py --config-file shapes/deformable_detr_tiny.py
 from ..common.models.deformable_detr import model
-from ..common.models.tiny import backbone, size, transformer
+from ..common.models.tiny import backbone as _backbone
+from ..common.models.tiny import size as _size
+from ..common.models.tiny import transformer as _transformer
 from ..common.shapes_cpu import dataloader, lr_multiplier, optimizer, train
 
-model.backbone = backbone
-model.update(size, with_box_refine=True, as_two_stage=True)
+model.backbone = _backbone
+model.update(_size, with_box_refine=True, as_two_stage=True)
 model.neck.in_features = ["res3", "res4", "res5"]
 model.neck.num_extra_levels = 0
 model.position_embedding.num_pos_feats = 64
-model.encoder.update(transformer, num_layers=2, num_levels=3)
-model.decoder.update(transformer, num_layers=3)
+model.encoder.update(_transformer, num_layers=2, num_levels=3)
+model.decoder.update(_transformer, num_layers=3)
 train.output_dir = "./output/shapes/deformable_detr_tiny"

@@ -1,14 +1,16 @@
 # DETR, tiny, on the embedded shapes dataset, CPU (single-scale res4, stride 16).
 #   python train_net.py --config-file shapes/detr_tiny.py
 from ..common.models.detr import model
-from ..common.models.tiny import backbone, size, transformer
+from ..common.models.tiny import backbone as _backbone
+from ..common.models.tiny import size as _size
+from ..common.models.tiny import transformer as _transformer
 from ..common.shapes_cpu import dataloader, lr_multiplier, optimizer, train
 
-model.backbone = backbone
+model.backbone = _backbone
 model.backbone.out_features = ["res4"]
 model.neck.in_features = ["res4"]
-model.update(size)
+model.update(_size)
 model.position_embedding.num_pos_feats = 64
-model.encoder.update(transformer, num_layers=2)
-model.decoder.update(transformer, num_layers=3)
+model.encoder.update(_transformer, num_layers=2)
+model.decoder.update(_transformer, num_layers=3)
 train.output_dir = "./output/shapes/detr_tiny"

@@ -1,0 +1,36 @@
+"""Knowledge distillation for DETR-family detectors (DETRDistill, D3ETR)."""
+
+from .adapters import QueryAdapter
+from .inputs import DistillationInputs
+from .layer_mapping import map_decoder_layers
+from .losses import (
+    AdaptiveMatchingDistillation,
+    AttentionDistillation,
+    FixedMatchingDistillation,
+    HungarianLogitsDistillation,
+    PredictionDistillation,
+    QueryContrastiveDistillation,
+    QueryPriorAssignmentDistillation,
+    TargetAwareFeatureDistillation,
+)
+from .matching import TeacherStudentMatcher, class_probabilities
+from .meta_arch import DistillationDetector
+from .teacher import load_teacher_weights
+
+__all__ = [
+    "AdaptiveMatchingDistillation",
+    "AttentionDistillation",
+    "DistillationDetector",
+    "DistillationInputs",
+    "FixedMatchingDistillation",
+    "HungarianLogitsDistillation",
+    "PredictionDistillation",
+    "QueryAdapter",
+    "QueryContrastiveDistillation",
+    "QueryPriorAssignmentDistillation",
+    "TargetAwareFeatureDistillation",
+    "TeacherStudentMatcher",
+    "class_probabilities",
+    "load_teacher_weights",
+    "map_decoder_layers",
+]

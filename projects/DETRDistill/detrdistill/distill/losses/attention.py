@@ -1,0 +1,196 @@
+"""Attention-map distillation (D3ETR): self-attention and cross-attention of matched queries."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ...layers import DeformableAttentionWeights, deformable_weights_to_dense
+
+__all__ = [
+    "AttentionDistillation",
+    "self_attention_distillation",
+    "cross_attention_distillation",
+]
+
+Pairs = list[tuple[Tensor, Tensor]]
+
+
+def _match_heads(student: Tensor, teacher: Tensor) -> tuple[Tensor, Tensor]:
+    """Average over heads (dim 0 or 1 given by the caller's layout) when head counts differ."""
+    if student.shape[0] != teacher.shape[0]:
+        return student.mean(0, keepdim=True), teacher.mean(0, keepdim=True)
+    return student, teacher
+
+
+def _squared_error_mean(parts: list[tuple[Tensor, Tensor]], anchor: Tensor) -> Tensor:
+    """Mean squared error over the concatenation of all (student, teacher) parts."""
+    total, count = anchor.sum() * 0.0, 0
+    for s, t in parts:
+        total = total + (s.float() - t.detach().float()).pow(2).sum()
+        count += s.numel()
+    return total / max(count, 1)
+
+
+def self_attention_distillation(student_attn: Tensor, teacher_attn: Tensor, pairs: Pairs) -> Tensor:
+    """MSE between self-attention maps restricted to matched queries.
+
+    For image b with pairs ``(si, ti)``: ``S[b][:, si][:, :, si]`` vs ``T[b][:, ti][:, :, ti]``
+    (each (H, n, n)); heads are averaged first when the head counts differ.
+
+    Args:
+        student_attn: (B, Hs, Qs, Qs) student self-attention.
+        teacher_attn: (B, Ht, Qt, Qt) teacher self-attention.
+        pairs: B ``(student_idx, teacher_idx)``.
+
+    Returns:
+        Scalar mean over all compared entries.
+    """
+    parts = []
+    for b, (si, ti) in enumerate(pairs):
+        si, ti = si.to(student_attn.device), ti.to(teacher_attn.device)
+        s = student_attn[b][:, si][:, :, si]
+        t = teacher_attn[b][:, ti][:, :, ti]
+        parts.append(_match_heads(s, t))
+    return _squared_error_mean(parts, student_attn)
+
+
+def _num_tokens(attn, shapes: Tensor | None) -> int:
+    if isinstance(attn, DeformableAttentionWeights):
+        if shapes is None:
+            raise ValueError("deformable cross-attention needs the memory spatial_shapes")
+        return int((shapes[:, 0] * shapes[:, 1]).sum())
+    return attn.shape[-1]
+
+
+def _dense_rows(attn, batch: int, idx: Tensor, shapes: Tensor | None) -> Tensor:
+    """(H, n, S) dense cross-attention of the queries ``idx`` of image ``batch``."""
+    if isinstance(attn, DeformableAttentionWeights):
+        idx = idx.to(attn.attention_weights.device)
+        picked = DeformableAttentionWeights(
+            attn.sampling_locations[batch : batch + 1, idx],
+            attn.attention_weights[batch : batch + 1, idx],
+        )
+        return deformable_weights_to_dense(picked, shapes)[0]
+    return attn[batch][:, idx.to(attn.device)]
+
+
+def cross_attention_distillation(
+    student_attn: Tensor | DeformableAttentionWeights,
+    teacher_attn: Tensor | DeformableAttentionWeights,
+    pairs: Pairs,
+    student_shapes: Tensor | None = None,
+    teacher_shapes: Tensor | None = None,
+) -> Tensor:
+    """MSE between the cross-attention maps of matched queries over the memory tokens.
+
+    Dense maps (B, H, Q, S) are compared directly; deformable weights are first splatted onto
+    the flattened memory grid with :func:`deformable_weights_to_dense` (only for the matched
+    queries). Heads are averaged first when the head counts differ.
+
+    Args:
+        student_attn: (B, Hs, Qs, S) or deformable weights of the student.
+        teacher_attn: (B, Ht, Qt, S) or deformable weights of the teacher.
+        pairs: B ``(student_idx, teacher_idx)``.
+        student_shapes: (Lv, 2) student memory spatial shapes (deformable only).
+        teacher_shapes: (Lv, 2) teacher memory spatial shapes (deformable only).
+
+    Returns:
+        Scalar mean over all compared entries.
+
+    Raises:
+        ValueError: when student and teacher memories differ in size or layout.
+    """
+    s_tokens = _num_tokens(student_attn, student_shapes)
+    t_tokens = _num_tokens(teacher_attn, teacher_shapes)
+    same_layout = s_tokens == t_tokens
+    if same_layout and student_shapes is not None and teacher_shapes is not None:
+        same_layout = torch.equal(student_shapes.cpu(), teacher_shapes.cpu())
+    if not same_layout:
+        raise ValueError(
+            f"cross-attention distillation needs the same memory layout: the student attends "
+            f"to S={s_tokens} tokens (spatial_shapes "
+            f"{None if student_shapes is None else student_shapes.tolist()}), the teacher to "
+            f"S={t_tokens} (spatial_shapes "
+            f"{None if teacher_shapes is None else teacher_shapes.tolist()})"
+        )
+    parts = []
+    for b, (si, ti) in enumerate(pairs):
+        s = _dense_rows(student_attn, b, si, student_shapes)
+        t = _dense_rows(teacher_attn, b, ti, teacher_shapes)
+        parts.append(_match_heads(s, t))
+    anchor = (
+        student_attn.attention_weights
+        if isinstance(student_attn, DeformableAttentionWeights)
+        else student_attn
+    )
+    return _squared_error_mean(parts, anchor)
+
+
+class AttentionDistillation(nn.Module):
+    """Weighted self- and cross-attention distillation of one decoder layer pair.
+
+    Args:
+        self_attn_weight: Weight of the self-attention MSE (0 disables it).
+        cross_attn_weight: Weight of the cross-attention MSE (0 disables it).
+    """
+
+    def __init__(self, *, self_attn_weight: float = 0.0, cross_attn_weight: float = 0.0):
+        super().__init__()
+        self.self_attn_weight = self_attn_weight
+        self.cross_attn_weight = cross_attn_weight
+
+    @property
+    def enabled(self) -> bool:
+        return self.self_attn_weight > 0 or self.cross_attn_weight > 0
+
+    def forward(
+        self,
+        student_self: Tensor | None,
+        teacher_self: Tensor | None,
+        student_cross,
+        teacher_cross,
+        pairs: Pairs,
+        student_shapes: Tensor | None = None,
+        teacher_shapes: Tensor | None = None,
+    ) -> dict[str, Tensor]:
+        """
+        Args:
+            student_self: (B, Hs, Qs, Qs) or None.
+            teacher_self: (B, Ht, Qt, Qt) or None.
+            student_cross: (B, Hs, Qs, S) or DeformableAttentionWeights, or None.
+            teacher_cross: (B, Ht, Qt, S) or DeformableAttentionWeights, or None.
+            pairs: B ``(student_idx, teacher_idx)``.
+            student_shapes: (Lv, 2) student memory spatial shapes.
+            teacher_shapes: (Lv, 2) teacher memory spatial shapes.
+
+        Returns:
+            dict with weighted ``self_attn`` and/or ``cross_attn`` (only the enabled ones).
+        """
+        losses = {}
+        if self.self_attn_weight > 0:
+            _require(student_self, teacher_self, "self")
+            losses["self_attn"] = self.self_attn_weight * self_attention_distillation(
+                student_self, teacher_self, pairs
+            )
+        if self.cross_attn_weight > 0:
+            _require(student_cross, teacher_cross, "cross")
+            losses["cross_attn"] = self.cross_attn_weight * cross_attention_distillation(
+                student_cross, teacher_cross, pairs, student_shapes, teacher_shapes
+            )
+        return losses
+
+    def extra_repr(self) -> str:
+        return (
+            f"self_attn_weight={self.self_attn_weight}, cross_attn_weight={self.cross_attn_weight}"
+        )
+
+
+def _require(student, teacher, kind: str) -> None:
+    if student is None or teacher is None:
+        missing = "student" if student is None else "teacher"
+        raise ValueError(
+            f"{kind}-attention distillation is enabled but the {missing} returned no {kind}-"
+            "attention maps; run it with return_attention=True (the wrapper does this when a "
+            "loss has needs_attention)"
+        )

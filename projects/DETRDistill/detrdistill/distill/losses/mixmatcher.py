@@ -1,0 +1,173 @@
+"""D3ETR MixMatcher: adaptive (Hungarian) and fixed (shared-query) decoder distillation."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from ...modeling.outputs import DecoderOutputs
+from ..inputs import DistillationInputs
+from ..matching import TeacherStudentMatcher, class_probabilities
+from .attention import AttentionDistillation
+from .prediction import LayerAverage, PredictionDistillation
+
+__all__ = ["AdaptiveMatchingDistillation", "FixedMatchingDistillation"]
+
+Pairs = list[tuple[Tensor, Tensor]]
+
+
+def _layer_attention(decoder: DecoderOutputs, layer: int, which: str):
+    maps = getattr(decoder, which)
+    return None if maps is None else maps[layer]
+
+
+class _DecoderDistillation(nn.Module):
+    """Prediction + attention distillation of paired decoder layers (shared by both matchers)."""
+
+    needs_attention = False  # per instance: True when an attention weight is > 0
+    needs_teacher_assignment = False
+
+    def __init__(
+        self,
+        prediction: PredictionDistillation | None,
+        self_attn_weight: float,
+        cross_attn_weight: float,
+    ):
+        super().__init__()
+        self.prediction = prediction if prediction is not None else PredictionDistillation()
+        self.attention = AttentionDistillation(
+            self_attn_weight=self_attn_weight, cross_attn_weight=cross_attn_weight
+        )
+        self.needs_attention = self.attention.enabled
+
+    def distill_layer(
+        self,
+        inputs: DistillationInputs,
+        student: DecoderOutputs,
+        s: int,
+        t: int,
+        pairs: Pairs,
+    ) -> dict[str, Tensor]:
+        """Prediction and attention losses of student layer ``s`` vs teacher layer ``t``."""
+        teacher = inputs.teacher.decoder
+        losses = self.prediction.forward_pairs(
+            student.pred_logits[s],
+            student.pred_boxes[s],
+            teacher.pred_logits[t],
+            teacher.pred_boxes[t],
+            pairs,
+            inputs.student_class_type,
+            inputs.teacher_class_type,
+        )
+        if self.attention.enabled:
+            losses.update(
+                self.attention(
+                    _layer_attention(student, s, "self_attn"),
+                    _layer_attention(teacher, t, "self_attn"),
+                    _layer_attention(student, s, "cross_attn"),
+                    _layer_attention(teacher, t, "cross_attn"),
+                    pairs,
+                    inputs.student.encoder.spatial_shapes,
+                    inputs.teacher.encoder.spatial_shapes,
+                )
+            )
+        return losses
+
+
+class AdaptiveMatchingDistillation(_DecoderDistillation):
+    """D3ETR Adaptive Matching: Hungarian-match the student's own outputs to the teacher's.
+
+    For every ``(s, t)`` in ``inputs.layer_pairs`` all teacher predictions of layer ``t`` are
+    matched to the student's layer-``s`` predictions (one joint soft match, ``matcher``), and
+    the pairs are distilled on predictions (``prediction``) and, when their weights are > 0,
+    on self-attention (restricted to the matched queries) and cross-attention (matched
+    queries' maps over the memory). Averaged over layer pairs.
+
+    Args:
+        matcher: A :class:`TeacherStudentMatcher` (default: its defaults).
+        prediction: A :class:`PredictionDistillation` (default: class 1 / L1 5 / GIoU 2).
+        self_attn_weight: Weight of the self-attention MSE.
+        cross_attn_weight: Weight of the cross-attention MSE.
+
+    Returns from ``forward``: dict with ``class``, ``bbox``, ``giou`` and, when enabled,
+    ``self_attn`` and ``cross_attn``.
+    """
+
+    needs_teacher_queries = False
+
+    def __init__(
+        self,
+        *,
+        matcher: TeacherStudentMatcher | None = None,
+        prediction: PredictionDistillation | None = None,
+        self_attn_weight: float = 0.0,
+        cross_attn_weight: float = 0.0,
+    ):
+        super().__init__(prediction, self_attn_weight, cross_attn_weight)
+        self.matcher = matcher if matcher is not None else TeacherStudentMatcher()
+
+    def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
+        student, teacher = inputs.student.decoder, inputs.teacher.decoder
+        mean = LayerAverage(len(inputs.layer_pairs))
+        for s, t in inputs.layer_pairs:
+            probs = class_probabilities(
+                teacher.pred_logits[t].detach().float(), inputs.teacher_class_type
+            )
+            pairs = self.matcher(
+                student.pred_logits[s],
+                student.pred_boxes[s],
+                probs,
+                teacher.pred_boxes[t],
+                inputs.student_class_type,
+            )
+            mean.add(self.distill_layer(inputs, student, s, t, pairs))
+        return mean.total
+
+
+class FixedMatchingDistillation(_DecoderDistillation):
+    """D3ETR Fixed Matching: the teacher's queries through the student decoder, paired by index.
+
+    ``inputs.student.extra`` (the student decoder's outputs for the teacher's initial queries,
+    Qt queries) is compared with the teacher's own outputs, query i with query i, for every
+    ``(s, t)`` in ``inputs.layer_pairs``: predictions and, when enabled, the extra group's own
+    (B, H, Qt, Qt) self-attention block and its cross-attention. Averaged over layer pairs.
+
+    Args:
+        prediction: A :class:`PredictionDistillation` (default: class 1 / L1 5 / GIoU 2).
+        self_attn_weight: Weight of the self-attention MSE.
+        cross_attn_weight: Weight of the cross-attention MSE.
+
+    Returns from ``forward``: dict with ``class``, ``bbox``, ``giou`` and, when enabled,
+    ``self_attn`` and ``cross_attn``.
+    """
+
+    needs_teacher_queries = True
+
+    def __init__(
+        self,
+        *,
+        prediction: PredictionDistillation | None = None,
+        self_attn_weight: float = 0.0,
+        cross_attn_weight: float = 0.0,
+    ):
+        super().__init__(prediction, self_attn_weight, cross_attn_weight)
+
+    def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
+        extra, teacher = inputs.student.extra, inputs.teacher.decoder
+        if extra is None:
+            raise ValueError(
+                "FixedMatchingDistillation needs the student's outputs for the teacher's queries "
+                "(inputs.student.extra is None); run the student with extra_queries"
+            )
+        bsz, num_queries = extra.pred_logits.shape[1:3]
+        if num_queries != teacher.pred_logits.shape[2]:
+            raise ValueError(
+                f"the extra query group has {num_queries} queries but the teacher has "
+                f"{teacher.pred_logits.shape[2]}; it must be the teacher's queries"
+            )
+        index = torch.arange(num_queries)
+        pairs = [(index, index)] * bsz
+        mean = LayerAverage(len(inputs.layer_pairs))
+        for s, t in inputs.layer_pairs:
+            mean.add(self.distill_layer(inputs, extra, s, t, pairs))
+        return mean.total

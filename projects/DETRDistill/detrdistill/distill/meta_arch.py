@@ -1,0 +1,198 @@
+"""The teacher-student meta-architecture that injects distillation losses."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import fields, is_dataclass
+
+import torch
+from detectron2.config import instantiate
+from detectron2.modeling import META_ARCH_REGISTRY
+from torch import nn
+
+from ..modeling.meta_arch.base import DETRBase
+from .adapters import QueryAdapter
+from .inputs import DistillationInputs
+from .layer_mapping import map_decoder_layers
+from .teacher import freeze, load_teacher_weights
+
+__all__ = ["DistillationDetector"]
+
+
+def _to_float(value):
+    """Cast every floating tensor inside (nested) dataclasses/lists to float32."""
+    if isinstance(value, torch.Tensor):
+        return value.float() if value.is_floating_point() else value
+    if isinstance(value, list):
+        return [_to_float(v) for v in value]
+    if isinstance(value, tuple):
+        return tuple(_to_float(v) for v in value)
+    if is_dataclass(value):
+        return type(value)(**{f.name: _to_float(getattr(value, f.name)) for f in fields(value)})
+    return value
+
+
+def _build(module, key: str) -> nn.Module:
+    if isinstance(module, nn.Module):
+        return module
+    if isinstance(module, Mapping) and "_target_" in module:
+        module = instantiate(module)
+    if not isinstance(module, nn.Module):
+        raise TypeError(f"{key} must be a loss module or a LazyCall of one, got {type(module)}")
+    return module
+
+
+@META_ARCH_REGISTRY.register()
+class DistillationDetector(nn.Module):
+    """A frozen teacher and a trainable student, both DETR-family detectors.
+
+    Training: the teacher runs once without autograd; the student runs once (its own queries
+    plus, when a loss needs it, the teacher's queries as a non-interacting extra group in the same
+    decoder pass); the student's ground-truth losses and every distillation loss, each multiplied
+    by its weight in ``loss_weights``, are returned. Keys: the student's ``loss_*`` and
+    ``loss_distill_<name>_<component>``. Inference: the student alone.
+
+    The teacher is loaded strictly from ``teacher_weights`` at construction (never from
+    ``train.init_checkpoint``, which keeps its detectron2 meaning for the student), frozen, kept in
+    eval mode by :meth:`train`, and never registered with the optimizer.
+    """
+
+    def __init__(
+        self,
+        *,
+        student: DETRBase,
+        teacher: DETRBase,
+        losses: dict[str, nn.Module],
+        loss_weights: dict[str, float],
+        teacher_weights: str = "",
+        allow_random_teacher: bool = False,
+        teacher_half_precision: bool = False,
+        layer_mapping="last_aligned",
+    ):
+        """
+        Args:
+            student: the detector being trained.
+            teacher: the detector distilled from (any variant, depth, width or query count).
+            losses: name -> distillation loss module (see ``detrdistill.distill.losses``).
+            loss_weights: name -> weight; every name in ``losses`` needs one.
+            teacher_weights: checkpoint of the teacher (config key ``model.teacher_weights``).
+            allow_random_teacher: permit an empty ``teacher_weights`` (randomly initialised
+                teacher); only for tests and smoke runs.
+            teacher_half_precision: run the teacher in fp16 (CUDA only).
+            layer_mapping: how student decoder layers pair with teacher layers:
+                "last_aligned", "uniform" or an explicit list of (student, teacher) pairs.
+        """
+        super().__init__()
+        missing = sorted(set(losses) - set(loss_weights))
+        extra = sorted(set(loss_weights) - set(losses))
+        if missing or extra:
+            raise KeyError(
+                f"model.loss_weights must give one weight per model.losses entry: missing "
+                f"{missing}, without a loss {extra}"
+            )
+        if student.num_classes != teacher.num_classes:
+            raise ValueError(
+                f"teacher has {teacher.num_classes} classes but student {student.num_classes} "
+                "(model.teacher.num_classes / model.student.num_classes)"
+            )
+        self.student = student
+        self.teacher = freeze(teacher)
+        if teacher_weights:
+            load_teacher_weights(self.teacher, teacher_weights)
+        elif not allow_random_teacher:
+            raise ValueError(
+                "model.teacher_weights is empty: distilling from a randomly initialised teacher "
+                "is almost certainly a mistake. Point it at a trained teacher checkpoint, or set "
+                "model.allow_random_teacher=True for a smoke test."
+            )
+        self.teacher_weights = teacher_weights
+        # detectron2's instantiate() does not descend into plain dicts: build lazy entries here.
+        self.distill_losses = nn.ModuleDict(
+            {name: _build(module, f"model.losses.{name}") for name, module in losses.items()}
+        )
+        self.loss_weights = {name: float(w) for name, w in loss_weights.items()}
+        self.teacher_half_precision = teacher_half_precision
+        self.layer_pairs = map_decoder_layers(
+            student.decoder.num_layers, teacher.decoder.num_layers, layer_mapping
+        )
+        modules = list(self.distill_losses.values())
+        self.needs_attention = any(m.needs_attention for m in modules)
+        self.needs_teacher_queries = any(m.needs_teacher_queries for m in modules)
+        self.needs_teacher_assignment = any(m.needs_teacher_assignment for m in modules)
+        self.query_adapter = (
+            QueryAdapter(teacher_dim=teacher.hidden_dim, student_dim=student.hidden_dim)
+            if self.needs_teacher_queries
+            else None
+        )
+
+    @property
+    def device(self) -> torch.device:
+        return self.student.device
+
+    def init_checkpoint_module(self) -> nn.Module:
+        """``train.init_checkpoint`` initialises the student (detectron2's meaning of the key)."""
+        return self.student
+
+    def train(self, mode: bool = True):
+        """Switch the student (and adapters) to ``mode``; the teacher always stays in eval."""
+        super().train(mode)
+        self.teacher.eval()
+        return self
+
+    def forward(self, batched_inputs: list[dict]):
+        """detectron2 contract: loss dict in training, student detections in inference."""
+        if not self.training:
+            return self.student(batched_inputs)
+        targets = self.student.prepare_targets(batched_inputs)
+        teacher_out = self.run_teacher(batched_inputs)
+        extra = None
+        if self.needs_teacher_queries:
+            extra = self.query_adapter(teacher_out.queries)
+        student_out = self.student.run(
+            self.student.preprocess_image(batched_inputs),
+            return_attention=self.needs_attention,
+            extra_queries=extra,
+        )
+        losses, _ = self.student.compute_losses(student_out, targets)
+        inputs = DistillationInputs(
+            teacher=teacher_out,
+            student=student_out,
+            targets=targets,
+            layer_pairs=self.layer_pairs,
+            teacher_class_type=self.teacher.loss_class_type,
+            student_class_type=self.student.loss_class_type,
+            teacher_gt_indices=self.teacher_assignment(teacher_out, targets),
+            student_criterion=self.student.criterion,
+        )
+        for name, module in self.distill_losses.items():
+            weight = self.loss_weights[name]
+            for component, value in module(inputs).items():
+                losses[f"loss_distill_{name}_{component}"] = value * weight
+        return losses
+
+    @torch.no_grad()
+    def run_teacher(self, batched_inputs: list[dict]):
+        """The teacher's :class:`DETROutput` for a batch (no autograd, eval mode)."""
+        images = self.teacher.preprocess_image(batched_inputs)
+        if self.teacher_half_precision:
+            if images.tensor.device.type != "cuda":
+                raise ValueError("model.teacher_half_precision=True needs train.device=cuda")
+            context = torch.autocast("cuda", dtype=torch.float16)
+        else:
+            context = contextlib.nullcontext()
+        with context:
+            output = self.teacher.run(images, return_attention=self.needs_attention)
+        return _to_float(output) if self.teacher_half_precision else output
+
+    @torch.no_grad()
+    def teacher_assignment(self, teacher_out, targets):
+        """Per teacher layer, the teacher's own Hungarian assignment of its queries to GT."""
+        if not self.needs_teacher_assignment:
+            return None
+        matcher = self.teacher.criterion.matcher
+        decoded = teacher_out.decoder
+        return [
+            matcher(decoded.pred_logits[layer], decoded.pred_boxes[layer], targets)
+            for layer in range(decoded.num_layers)
+        ]

@@ -1,0 +1,84 @@
+"""Loading and freezing the teacher of a distillation run."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+import torch
+from detectron2.utils.file_io import PathManager
+from torch import nn
+
+__all__ = ["load_teacher_weights", "freeze"]
+
+logger = logging.getLogger(__name__)
+
+
+def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    local = PathManager.get_local_path(path)
+    if not os.path.isfile(local):
+        raise FileNotFoundError(
+            f"teacher checkpoint {path!r} (config key model.teacher_weights) does not exist; "
+            "train the teacher first or point the key at its model_final.pth"
+        )
+    try:
+        checkpoint = torch.load(local, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated file, non-tensor pickle, wrong format
+        raise RuntimeError(
+            f"could not read teacher checkpoint {path!r} (config key model.teacher_weights): "
+            f"{type(error).__name__}: {error}"
+        ) from error
+    if isinstance(checkpoint, dict) and "model" in checkpoint:
+        checkpoint = checkpoint["model"]
+    if not isinstance(checkpoint, dict):
+        raise RuntimeError(f"teacher checkpoint {path!r} does not hold a state dict")
+    return {key.removeprefix("module."): value for key, value in checkpoint.items()}
+
+
+def load_teacher_weights(teacher: nn.Module, path: str) -> None:
+    """Load ``path`` into ``teacher`` strictly.
+
+    A distillation run against a partly initialised teacher is silently wrong, so missing keys,
+    unexpected keys and shape mismatches all raise, naming the keys.
+
+    Raises:
+        FileNotFoundError, RuntimeError, ValueError: with the file and the offending keys.
+    """
+    state = _read_state_dict(path)
+    if "student." in "".join(list(state)[:5]) or any(k.startswith("teacher.") for k in state):
+        raise ValueError(
+            f"{path!r} is a distillation checkpoint (keys start with 'student.'/'teacher.'); "
+            "export its student with `python -m detrdistill.distill.export` to use it as a teacher"
+        )
+    expected = teacher.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    mismatched = sorted(
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in set(state) & set(expected)
+        if state[k].shape != expected[k].shape
+    )
+    if missing or unexpected or mismatched:
+
+        def show(keys):
+            return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
+
+        problems = []
+        if missing:
+            problems.append(f"missing keys: {show(missing)}")
+        if unexpected:
+            problems.append(f"unexpected keys: {show(unexpected)}")
+        if mismatched:
+            problems.append(f"shape mismatches: {show(mismatched)}")
+        raise ValueError(
+            f"teacher checkpoint {path!r} does not fit the teacher built from model.teacher "
+            f"({type(teacher).__name__}): " + "; ".join(problems)
+        )
+    teacher.load_state_dict(state, strict=True)
+    logger.info("Loaded teacher weights from %s (%d tensors)", path, len(state))
+
+
+def freeze(module: nn.Module) -> nn.Module:
+    """Turn off gradients of every parameter and put the module in eval mode."""
+    module.requires_grad_(False)
+    return module.eval()
