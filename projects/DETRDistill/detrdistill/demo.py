@@ -15,7 +15,7 @@ import sys
 import time
 
 import detrdistill  # noqa: F401  (registrations)
-from detrdistill.engine import argument_parser, do_test, do_train, setup
+from detrdistill.engine import argument_parser, do_train, setup
 
 __all__ = ["main", "format_results"]
 
@@ -45,15 +45,14 @@ def main(argv: list[str] | None = None) -> dict:
     train_args = argument_parser().parse_args(["--config-file", args.config, *opts])
     cfg = setup(train_args)
     start = time.perf_counter()
-    do_train(cfg, resume=False)
+    trainer = do_train(cfg, resume=False)  # evaluates once after the last iteration
     seconds = time.perf_counter() - start
-    model = detrdistill.engine.build_model(cfg)
-    from detectron2.checkpoint import DetectionCheckpointer
-
-    DetectionCheckpointer(model).load(f"{cfg.train.output_dir}/model_final.pth")
-    results = do_test(cfg, model)
+    latest = trainer.storage.latest()
+    results = {
+        key.split("/", 1)[1]: value for key, (value, _) in latest.items() if key.startswith("bbox/")
+    }
     print("\nDETRDistill demo: detector trained on the embedded shapes dataset (val split)\n")
-    print(format_results(args.config, results["bbox"], seconds))
+    print(format_results(args.config, results, seconds))
     return results
 
 

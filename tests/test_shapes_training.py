@@ -1,0 +1,32 @@
+"""A short run of a packaged detector config on the embedded shapes data learns something."""
+
+import json
+
+import numpy as np
+import pytest
+
+import detrdistill  # noqa: F401
+from detrdistill import model_zoo
+from detrdistill.engine import do_train
+
+
+@pytest.mark.slow
+def test_short_training_on_embedded_data_lowers_the_loss_and_evaluates(tmp_path):
+    cfg = model_zoo.get_config("shapes/deformable_detr_tiny.py")
+    root = str(tmp_path / "shapes")
+    cfg.dataloader.train.dataset.update(name="shapes_train_16", num_images=16, root=root)
+    cfg.dataloader.test.dataset.update(name="shapes_val_8", num_images=8, root=root)
+    cfg.dataloader.train.update(total_batch_size=4, num_workers=0)
+    cfg.dataloader.test.num_workers = 0
+    cfg.train.update(max_iter=60, eval_period=0, log_period=1, output_dir=str(tmp_path / "out"))
+    cfg.train.checkpointer.period = 1000
+    do_train(cfg)
+
+    lines = (tmp_path / "out" / "metrics.json").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    losses = [r["total_loss"] for r in records if "total_loss" in r]
+    assert len(losses) == 60
+    assert np.mean(losses[-10:]) < 0.8 * np.mean(losses[:10])
+    evaluation = [r for r in records if "bbox/AP" in r]
+    assert evaluation, "evaluation after the last iteration wrote no bbox AP"
+    assert 0.0 <= evaluation[-1]["bbox/AP50"] <= 100.0
