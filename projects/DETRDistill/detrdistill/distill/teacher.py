@@ -9,6 +9,8 @@ import torch
 from detectron2.utils.file_io import PathManager
 from torch import nn
 
+from ..checkpoint import CheckpointReadError, UnsafeCheckpointError, safe_load
+
 __all__ = ["load_teacher_weights", "freeze"]
 
 logger = logging.getLogger(__name__)
@@ -22,11 +24,17 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
             "train the teacher first or point the key at its model_final.pth"
         )
     try:
-        checkpoint = torch.load(local, map_location="cpu", weights_only=True)
-    except Exception as error:  # truncated file, non-tensor pickle, wrong format
+        checkpoint = safe_load(local)
+    except CheckpointReadError as error:  # truncated file, refused types, wrong format
+        hint = (
+            " Published checkpoints must be converted first: python -m detrdistill.convert "
+            "(see docs/converting_teachers.md)."
+            if isinstance(error, UnsafeCheckpointError)
+            else ""
+        )
         raise RuntimeError(
             f"could not read teacher checkpoint {path!r} (config key model.teacher_weights): "
-            f"{type(error).__name__}: {error}"
+            f"{error}{hint}"
         ) from error
     if isinstance(checkpoint, dict) and "model" in checkpoint:
         checkpoint = checkpoint["model"]

@@ -252,7 +252,22 @@ class DeformableDecoder(nn.Module):
                 if reference.shape[-1] == 4:
                     reference = (delta + inverse_sigmoid(reference)).sigmoid().detach()
                 else:
-                    reference = (delta[..., :2] + inverse_sigmoid(reference)).sigmoid().detach()
+                    # As in Deformable DETR, a point reference becomes a box after the first
+                    # refinement: the centre is refined, the size is the head's prediction.
+                    xy = delta[..., :2] + inverse_sigmoid(reference)
+                    reference = torch.cat([xy, delta[..., 2:]], -1).sigmoid().detach()
         return DecoderRawOutput(
-            torch.stack(hidden), stack_or_none(references), self_attn, cross_attn
+            torch.stack(hidden), _stack_references(references), self_attn, cross_attn
         )
+
+
+def _stack_references(references: list[Tensor]) -> Tensor | None:
+    """Stack per-layer references; when point (x, y) and box references are mixed (single-stage
+    box refinement), points are written as (x, y, 0.5, 0.5): ``inverse_sigmoid(0.5) == 0``, so
+    the box head's size output is used unchanged for them, exactly as for a point reference."""
+    if references and len({ref.shape[-1] for ref in references}) > 1:
+        references = [
+            torch.cat([ref, torch.full_like(ref, 0.5)], -1) if ref.shape[-1] == 2 else ref
+            for ref in references
+        ]
+    return stack_or_none(references)
