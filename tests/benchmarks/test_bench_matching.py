@@ -1,0 +1,107 @@
+"""benchmarks/matching.py: --help, a 1-iteration smoke run, the agreement check."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import scipy.optimize
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "matching.py"
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def matching_module():
+    """The script imported as a module (its folder on sys.path only while it is imported)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("_bench_matching", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    return module
+
+
+def test_help():
+    result = run_script("--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for option in ("--student-queries", "--teacher-queries", "--layers", "--candidates"):
+        assert option in result.stdout
+
+
+def test_smoke_run_writes_the_json(tmp_path):
+    output = tmp_path / "matching.json"
+    result = run_script(
+        "--batch-size", "2", "--student-queries", "12", "--teacher-queries", "9",
+        "--layers", "2", "--classes", "4", "--num-gt", "3", "--iters", "1", "--warmup", "0",
+        "--output", str(output),
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(output.read_text())
+    assert data["benchmark"] == "matching" and data["date"]
+    assert {"cpu_model", "cpu_logical_cores", "torch", "cuda_device"} <= set(data["machine"])
+    workload = data["workload"]
+    assert workload["solves_per_iteration"] == 2 * 2 * 2  # (GT + teacher-student) x layers x B
+    assert workload["solver_calls_per_iteration"] == 4
+    assert workload["matrix_shapes"] == {"12x3": 4, "12x9": 4}
+    solver = data["project_solver"]
+    assert solver["same_as_scipy_loop"] is True  # the project's solver is SciPy per image today
+    assert "same per-image" in solver["note"]
+    results = data["results"]
+    for key in ("scipy_loop", "project"):
+        assert results[key]["median_s"] > 0 and results[key]["iterations"] == 1
+    assert results["project"]["agreement"]["agrees"] is True
+    assert results["project"]["agreement"]["identical_assignments"] == 8
+    assert results["speedup_project_vs_scipy_loop"] == pytest.approx(
+        results["scipy_loop"]["median_s"] / results["project"]["median_s"]
+    )
+    assert set(results["candidates"]) == {"lap", "lapx", "lapx-batch"}
+    for info in results["candidates"].values():
+        if info["available"]:
+            assert info["agreement"]["agrees"] is True and info["median_s"] > 0
+        else:
+            assert info["reason"]
+
+
+def test_unknown_candidate_exits_2(matching_module, capsys):
+    with pytest.raises(SystemExit) as info:
+        matching_module.main(["--candidates", "hungarian9000"])
+    assert info.value.code == 2 and "hungarian9000" in capsys.readouterr().err
+
+
+def test_agreement_detects_a_suboptimal_assignment(matching_module):
+    cost = np.array([[1.0, 2.0, 9.0], [2.0, 1.0, 9.0]])
+    best = scipy.optimize.linear_sum_assignment(cost)
+    same = matching_module.agreement([best], [best], [cost])
+    assert same == {
+        "agrees": True,
+        "max_rel_total_cost_diff": 0.0,
+        "identical_assignments": 1,
+        "matrices": 1,
+    }
+    worse = (np.array([0, 1]), np.array([1, 0]))
+    report = matching_module.agreement([best], [worse], [cost])
+    assert report["agrees"] is False and report["identical_assignments"] == 0
+    incomplete = (np.array([0]), np.array([0]))
+    assert matching_module.agreement([best], [incomplete], [cost])["agrees"] is False

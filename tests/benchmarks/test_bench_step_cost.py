@@ -1,0 +1,132 @@
+"""benchmarks/step_cost.py: --help, a 1-iteration smoke run on tiny models, the COCO preset."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "benchmarks" / "step_cost.py"
+TINY_OPTS = [
+    opt
+    for part, hidden, layers in (("student", 32, 2), ("teacher", 48, 3))
+    for opt in (
+        f"model.{part}.backbone.width=8",
+        f"model.{part}.hidden_dim={hidden}",
+        f"model.{part}.position_embedding.num_pos_feats={hidden // 2}",
+        f"model.{part}.encoder.num_layers=1",
+        f"model.{part}.decoder.num_layers={layers}",
+        f"model.{part}.num_queries=8",
+    )
+]
+STATS = {"median_s", "mean_s", "min_s", "max_s", "iterations", "times_s", "peak_memory_mib"}
+
+
+def run_script(*args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+    return subprocess.run(
+        [sys.executable, str(SCRIPT), *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="module")
+def step_cost_module():
+    """The script imported as a module (its folder on sys.path only while it is imported)."""
+    sys.path.insert(0, str(SCRIPT.parent))
+    try:
+        spec = importlib.util.spec_from_file_location("_bench_step_cost", SCRIPT)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up there
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(SCRIPT.parent))
+    return module
+
+
+def test_help():
+    result = run_script("--help")
+    assert result.returncode == 0, result.stderr[-2000:]
+    for option in ("--configs", "--iters", "--warmup", "--device", "--output", "--preset"):
+        assert option in result.stdout
+    assert "--allow-random-teacher" in result.stdout
+
+
+def test_smoke_run_writes_the_json(tmp_path):
+    output = tmp_path / "step_cost.json"
+    result = run_script(
+        "--iters", "1", "--warmup", "0", "--batch-size", "1", "--image-size", "64", "64",
+        "--num-gt", "2", "--device", "cpu", "--output", str(output), *TINY_OPTS,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    data = json.loads(output.read_text())
+    assert data["benchmark"] == "step_cost" and data["date"]
+    machine = data["machine"]
+    for key in ("cpu_model", "cpu_logical_cores", "torch", "cuda_device", "python"):
+        assert key in machine
+    assert machine["torch"] == torch.__version__ and machine["cuda_device"] is None
+    settings = data["settings"]
+    assert settings["preset"] == "shapes" and settings["device"] == "cpu"
+    assert settings["iters"] == 1 and settings["image_size"] == [64, 64]
+    assert settings["allow_random_teacher"] is True
+    methods = [entry["method"] for entry in data["results"]]
+    assert methods == ["detrdistill", "d3etr"]
+    for entry in data["results"]:
+        for phase in ("student_train", "teacher_inference", "distill_train"):
+            assert STATS <= set(entry[phase]) and entry[phase]["median_s"] > 0
+            assert entry[phase]["iterations"] == 1
+        expected = entry["distill_train"]["median_s"] / (
+            entry["student_train"]["median_s"] + entry["teacher_inference"]["median_s"]
+        )
+        assert entry["ratio"] == pytest.approx(expected)
+        assert entry["student"]["num_queries"] == 8 and entry["teacher"]["decoder_layers"] == 3
+        assert entry["student"]["parameters"] < entry["teacher"]["parameters"]
+    assert data["results"][0]["losses"] == ["feature", "logits", "query_prior"]
+    assert data["results"][1]["losses"] == ["adaptive", "fixed"]
+    assert "ratio" in result.stdout
+
+
+def test_bad_config_exits_2(step_cost_module, tmp_path, capsys):
+    argv = ["--configs", "detrdistill/no_such_config.py", "--output", str(tmp_path / "x.json")]
+    with pytest.raises(SystemExit) as info:
+        step_cost_module.main(argv)
+    assert info.value.code == 2 and "no_such_config" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_coco_preset_builds_r101_teacher_and_r50_student(step_cost_module):
+    configs = step_cost_module.load_configs("coco", None, ["model.student.num_queries=100"])
+    assert [c.method for c in configs] == ["detrdistill", "d3etr"]
+    for item in configs:
+        student, teacher = item.cfg.model.student, item.cfg.model.teacher
+        assert (student.backbone.depth, teacher.backbone.depth) == (50, 101)
+        assert student.num_queries == 100 and teacher.num_queries == 300  # opts applied
+        assert student.decoder.num_layers == teacher.decoder.num_layers == 6
+        assert student.num_classes == teacher.num_classes == 80
+        assert "coco/deformable_detr_r101_50ep.py" in item.name
+    feature = configs[0].cfg.model.losses.feature
+    assert feature.student_channels == 256 and feature.num_levels == 4
+    assert step_cost_module.PRESETS["coco"] == dict(batch_size=2, image_size=(800, 1333), num_gt=7)
+
+
+def test_synthetic_batch_is_fixed_and_valid(step_cost_module):
+    first = step_cost_module.synthetic_batch(2, 40, 60, 3, 80, seed=1)
+    second = step_cost_module.synthetic_batch(2, 40, 60, 3, 80, seed=1)
+    for a, b in zip(first, second):
+        assert torch.equal(a["image"], b["image"]) and a["image"].shape == (3, 40, 60)
+        boxes = a["instances"].gt_boxes.tensor
+        assert torch.equal(boxes, b["instances"].gt_boxes.tensor) and boxes.shape == (3, 4)
+        assert (boxes[:, 2:] > boxes[:, :2]).all()
+        assert (boxes[:, [0, 2]] <= 60).all() and (boxes[:, [1, 3]] <= 40).all()
+        assert (boxes >= 0).all() and (a["instances"].gt_classes < 80).all()
