@@ -54,9 +54,22 @@ logger = logging.getLogger(__name__)
 DETECTRON2_PREFIX = "DETRDistill/"
 
 # Config name (relative to configs/, without ".py") -> checkpoint path or URL. Local checkpoints
-# use the detrdistill:// prefix (a file in $DETRDISTILL_CHECKPOINTS). Empty until models are
-# trained; add e.g. "coco/deformable_detr_r50_50ep": CHECKPOINT_PREFIX + "deformable_r50.pth".
-CHECKPOINTS: dict[str, str] = {}
+# use the detrdistill:// prefix (a file in $DETRDISTILL_CHECKPOINTS). The published teachers are
+# converted once by the user (docs/converting_teachers.md) into these files.
+CHECKPOINTS: dict[str, str] = {
+    f"teachers/{name}": f"{CHECKPOINT_PREFIX}teachers/{name}.pth"
+    for name in (
+        "conditional_detr_r101",
+        "dab_detr_r101",
+        "dab_detr_r50",
+        "deformable_detr_r101",
+        "deformable_detr_r50",
+        "deformable_detr_r50_box_refine",
+        "deformable_detr_r50_two_stage",
+        "detr_r101",
+        "detr_r50",
+    )
+}
 
 
 def configs_root() -> Path:

@@ -14,4 +14,5 @@ from ..teachers.conditional_detr_r101 import train as _teacher_train
 model.update(student=_student, teacher=_teacher, teacher_weights=_teacher_train.init_checkpoint)
 model.losses = {name: _losses[name] for name in ("logits", "feature", "query_prior")}
 model.loss_weights = {name: _weights[name] for name in model.losses}
+model.losses.feature.num_levels = 1  # single-scale (res5) transformer input
 train.output_dir = "./output/detrdistill/coco_conditional_detr_r101_to_r50_50ep"
