@@ -20,7 +20,8 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
     try:
         local = PathManager.get_local_path(path)
     except FileNotFoundError as error:  # e.g. a detrdistill:// file not converted yet
-        raise FileNotFoundError(f"teacher checkpoint (config key model.teacher_weights): {error}")
+        message = f"teacher checkpoint (config key model.teacher_weights): {error}"
+        raise FileNotFoundError(message) from error
     if not os.path.isfile(local):
         raise FileNotFoundError(
             f"teacher checkpoint {path!r} (config key model.teacher_weights) does not exist; "
