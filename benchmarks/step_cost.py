@@ -110,12 +110,16 @@ def _method(name: str) -> str:
     return name.replace("\\", "/").split("/")[-2] if "/" in name else name
 
 
+# The COCO-shaped pair of the issue: R101 teacher -> R50 student Deformable DETR, one per method.
+COCO_PAIR_CONFIGS = (
+    "detrdistill/coco_deformable_detr_r101_to_r50_50ep.py",
+    "d3etr/coco_deformable_detr_r101_to_r50_50ep.py",
+)
+
+
 def _packaged_coco_configs() -> list[str]:
-    return [
-        name
-        for name in model_zoo.list_configs()
-        if name.startswith(("detrdistill/coco", "d3etr/coco")) and "deformable" in name
-    ]
+    available = set(model_zoo.list_configs())
+    return [name for name in COCO_PAIR_CONFIGS if name in available]
 
 
 def load_configs(preset: str, names: list[str] | None, opts: list[str]) -> list[BenchConfig]:

@@ -114,7 +114,7 @@ def test_coco_preset_builds_r101_teacher_and_r50_student(step_cost_module):
         assert student.num_queries == 100 and teacher.num_queries == 300  # opts applied
         assert student.decoder.num_layers == teacher.decoder.num_layers == 6
         assert student.num_classes == teacher.num_classes == 80
-        assert "coco/deformable_detr_r101_50ep.py" in item.name
+        assert "deformable_detr_r101_to_r50_50ep.py" in item.name  # the packaged pair
     feature = configs[0].cfg.model.losses.feature
     assert feature.student_channels == 256 and feature.num_levels == 4
     assert step_cost_module.PRESETS["coco"] == dict(batch_size=2, image_size=(800, 1333), num_gt=7)
