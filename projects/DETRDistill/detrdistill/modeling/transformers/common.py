@@ -7,7 +7,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-__all__ = ["FFN", "DecoderRawOutput", "stack_layers", "get_activation"]
+__all__ = ["FFN", "DecoderRawOutput", "DecoderRecorder", "stack_layers", "get_activation"]
 
 
 def get_activation(name: str) -> nn.Module:
@@ -61,8 +61,35 @@ def expand_batch(tensor: Tensor | None, batch_size: int) -> Tensor | None:
     return tensor.expand(batch_size, *tensor.shape[1:]) if tensor.shape[0] == 1 else tensor
 
 
-def collect_attention(enabled: bool) -> tuple[list | None, list | None]:
-    return ([], []) if enabled else (None, None)
+class DecoderRecorder:
+    """Collects what every decoder layer produces and assembles the :class:`DecoderRawOutput`.
+
+    Args:
+        return_attention: keep the per-layer attention weights (else they are dropped).
+    """
+
+    def __init__(self, return_attention: bool):
+        self.return_attention = return_attention
+        self.hidden: list[Tensor] = []
+        self.references: list[Tensor] = []
+        self.self_attn: list | None = [] if return_attention else None
+        self.cross_attn: list | None = [] if return_attention else None
+
+    def record(self, hidden: Tensor, self_weights=None, cross_weights=None, reference=None):
+        """Add one layer: output (B, Q, D), its attention weights, its input reference."""
+        self.hidden.append(hidden)
+        if reference is not None:
+            self.references.append(reference)
+        if self.return_attention:
+            self.self_attn.append(self_weights)
+            self.cross_attn.append(cross_weights)
+
+    def output(self, references: Tensor | None = None) -> DecoderRawOutput:
+        """The stacked outputs; ``references`` overrides the recorded ones when given."""
+        if references is None:
+            references = stack_or_none(self.references)
+        hidden = torch.stack(self.hidden)
+        return DecoderRawOutput(hidden, references, self.self_attn, self.cross_attn)
 
 
 def stack_or_none(tensors: list[Tensor]) -> Tensor | None:

@@ -17,7 +17,7 @@ from ...layers import (
     coordinate_sine_embedding,
     inverse_sigmoid,
 )
-from .common import FFN, DecoderRawOutput, collect_attention, stack_layers
+from .common import FFN, DecoderRawOutput, DecoderRecorder, stack_layers
 
 __all__ = ["ConditionalDecoder", "DabDecoder"]
 
@@ -131,8 +131,7 @@ class ConditionalDecoder(nn.Module):
         if pos is None or reference is None:
             raise ValueError("ConditionalDecoder needs QueryGroup.pos and QueryGroup.reference")
         center_embed = coordinate_sine_embedding(reference[..., :2], num_pos_feats=self.dim // 2)
-        self_attn, cross_attn = collect_attention(return_attention)
-        hidden, tgt = [], content
+        recorder, tgt = DecoderRecorder(return_attention), content
         for index, layer in enumerate(self.layers):
             scale = 1.0 if index == 0 else self.query_scale(tgt)
             tgt, self_w, cross_w = layer(
@@ -146,12 +145,8 @@ class ConditionalDecoder(nn.Module):
                 index == 0,
                 return_attention,
             )
-            hidden.append(self.norm(tgt))
-            if return_attention:
-                self_attn.append(self_w)
-                cross_attn.append(cross_w)
-        references = reference[None].expand(self.num_layers, *reference.shape)
-        return DecoderRawOutput(torch.stack(hidden), references, self_attn, cross_attn)
+            recorder.record(self.norm(tgt), self_w, cross_w)
+        return recorder.output(reference[None].expand(self.num_layers, *reference.shape))
 
 
 class DabDecoder(nn.Module):
@@ -212,10 +207,9 @@ class DabDecoder(nn.Module):
         if reference is None or reference.shape[-1] != 4:
             raise ValueError("DabDecoder needs QueryGroup.reference of shape (B, Q, 4)")
         half = self.dim // 2
-        self_attn, cross_attn = collect_attention(return_attention)
-        hidden, references, tgt = [], [], content
+        recorder, tgt = DecoderRecorder(return_attention), content
         for index, layer in enumerate(self.layers):
-            references.append(reference)
+            input_reference = reference
             sine = coordinate_sine_embedding(reference, num_pos_feats=half)  # (B, Q, 2D)
             query_pos = self.ref_point_head(sine)
             scale = 1.0 if index == 0 else self.query_scale(tgt)
@@ -240,11 +234,8 @@ class DabDecoder(nn.Module):
                 index == 0,
                 return_attention,
             )
-            hidden.append(self.norm(tgt))
-            if return_attention:
-                self_attn.append(self_w)
-                cross_attn.append(cross_w)
+            recorder.record(self.norm(tgt), self_w, cross_w, input_reference)
             if box_refiner is not None:
                 updated = box_refiner[index](tgt) + inverse_sigmoid(reference)
                 reference = updated.sigmoid().detach()
-        return DecoderRawOutput(torch.stack(hidden), torch.stack(references), self_attn, cross_attn)
+        return recorder.output()

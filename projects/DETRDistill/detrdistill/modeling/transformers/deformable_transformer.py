@@ -6,7 +6,7 @@ import torch
 from torch import Tensor, nn
 
 from ...layers import MultiheadAttention, MultiScaleDeformableAttention, inverse_sigmoid
-from .common import FFN, DecoderRawOutput, collect_attention, stack_layers, stack_or_none
+from .common import FFN, DecoderRawOutput, DecoderRecorder, stack_layers, stack_or_none
 
 __all__ = ["DeformableEncoder", "DeformableDecoder", "encoder_reference_points"]
 
@@ -228,10 +228,9 @@ class DeformableDecoder(nn.Module):
         """
         if pos is None or reference is None:
             raise ValueError("DeformableDecoder needs QueryGroup.pos and QueryGroup.reference")
-        self_attn, cross_attn = collect_attention(return_attention)
-        hidden, references, tgt = [], [], content
+        recorder, tgt = DecoderRecorder(return_attention), content
         for index, layer in enumerate(self.layers):
-            references.append(reference)
+            input_reference = reference
             tgt, self_w, cross_w = layer(
                 tgt,
                 pos,
@@ -243,10 +242,7 @@ class DeformableDecoder(nn.Module):
                 self_attn_mask,
                 return_attention,
             )
-            hidden.append(tgt)
-            if return_attention:
-                self_attn.append(self_w)
-                cross_attn.append(cross_w)
+            recorder.record(tgt, self_w, cross_w, input_reference)
             if box_refiner is not None:
                 delta = box_refiner[index](tgt)
                 if reference.shape[-1] == 4:
@@ -256,9 +252,7 @@ class DeformableDecoder(nn.Module):
                     # refinement: the centre is refined, the size is the head's prediction.
                     xy = delta[..., :2] + inverse_sigmoid(reference)
                     reference = torch.cat([xy, delta[..., 2:]], -1).sigmoid().detach()
-        return DecoderRawOutput(
-            torch.stack(hidden), _stack_references(references), self_attn, cross_attn
-        )
+        return recorder.output(_stack_references(recorder.references))
 
 
 def _stack_references(references: list[Tensor]) -> Tensor | None:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
 
 from ...layers import MLP, MultiheadAttention
-from .common import FFN, DecoderRawOutput, collect_attention, stack_layers
+from .common import FFN, DecoderRawOutput, DecoderRecorder, stack_layers
 
 __all__ = ["DetrEncoder", "DetrDecoder"]
 
@@ -149,14 +148,10 @@ class DetrDecoder(nn.Module):
         """
         if pos is None:
             raise ValueError("DetrDecoder needs positional queries (QueryGroup.pos)")
-        self_attn, cross_attn = collect_attention(return_attention)
-        hidden, tgt = [], content
+        recorder, tgt = DecoderRecorder(return_attention), content
         for layer in self.layers:
             tgt, self_w, cross_w = layer(
                 tgt, pos, memory, memory_pos, memory_mask, self_attn_mask, return_attention
             )
-            hidden.append(self.norm(tgt))
-            if return_attention:
-                self_attn.append(self_w)
-                cross_attn.append(cross_w)
-        return DecoderRawOutput(torch.stack(hidden), None, self_attn, cross_attn)
+            recorder.record(self.norm(tgt), self_w, cross_w)
+        return recorder.output()
