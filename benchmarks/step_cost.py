@@ -46,8 +46,8 @@ from detrdistill.engine.cli import resolve_config_file
 __all__ = ["PRESETS", "build_parser", "load_configs", "main", "synthetic_batch"]
 
 METHOD_CONFIGS = (
-    "detrdistill/shapes_deformable_small_to_tiny.py",
-    "d3etr/shapes_deformable_small_to_tiny.py",
+    "detrdistill/shapes_deformable_tiny.py",
+    "d3etr/shapes_deformable_tiny.py",
 )
 COCO_TEACHER = "coco/deformable_detr_r101_50ep.py"
 COCO_STUDENT = "coco/deformable_detr_r50_50ep.py"

@@ -22,7 +22,7 @@ SHAPES_DISTILL_CONFIGS = [
     for name in model_zoo.list_configs()
     if name.startswith(("detrdistill/shapes", "d3etr/shapes"))
 ]
-MAIN_CONFIG = "detrdistill/shapes_deformable_small_to_tiny.py"
+MAIN_CONFIG = "detrdistill/shapes_deformable_tiny.py"
 
 
 def shrink(model, *, hidden, dec_layers, queries, width=8):
@@ -121,7 +121,7 @@ def test_zero_weights_train_exactly_like_the_plain_student(tmp_path, method):
     would hide real differences behind 1e-4 noise. SGD shows any real leak (a teacher gradient,
     changed BatchNorm statistics, RNG consumed, a perturbed own-query output) just the same.
     """
-    cfg = tiny_distill_config(f"{method}/shapes_deformable_small_to_tiny.py", tmp_path)
+    cfg = tiny_distill_config(f"{method}/shapes_deformable_tiny.py", tmp_path)
     if method == "detrdistill":  # every DETRDistill term, the optional contrastive one included
         library = LazyConfig.load(model_zoo.get_config_file("common/distill_losses.py"))
         cfg.model.losses["contrastive"] = library.detrdistill_losses.contrastive

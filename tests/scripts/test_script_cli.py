@@ -21,7 +21,7 @@ from detrdistill.scripts import (
 
 TOOLS = ["visualize_detections", "visualize_distillation", "model_stats", "export_student"]
 DETECTOR = "shapes/deformable_detr_tiny.py"
-DISTILL = "detrdistill/shapes_deformable_small_to_tiny.py"
+DISTILL = "detrdistill/shapes_deformable_tiny.py"
 
 
 @pytest.mark.parametrize("tool", TOOLS)

@@ -13,7 +13,7 @@ from detrdistill.scripts import model_stats
 from detrdistill.scripts.flops import count_flops, parameter_counts, sdpa_flop_jit
 
 DETECTOR = "shapes/deformable_detr_tiny.py"
-DISTILL = "detrdistill/shapes_deformable_small_to_tiny.py"
+DISTILL = "detrdistill/shapes_deformable_tiny.py"
 DETECTOR_OPTS = [
     "model.backbone.width=8",
     "model.hidden_dim=32",

@@ -18,8 +18,8 @@ from detrdistill.scripts import visualize_detections, visualize_distillation
 from detrdistill.scripts.distill_views import level_map, query_cross_attention
 
 DETECTOR = "shapes/deformable_detr_tiny.py"
-DISTILL = "detrdistill/shapes_deformable_small_to_tiny.py"
-D3ETR = "d3etr/shapes_deformable_small_to_tiny.py"
+DISTILL = "detrdistill/shapes_deformable_tiny.py"
+D3ETR = "d3etr/shapes_deformable_tiny.py"
 DETECTOR_OPTS = [
     "model.backbone.width=8",
     "model.hidden_dim=32",

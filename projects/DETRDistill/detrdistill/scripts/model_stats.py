@@ -2,7 +2,7 @@
 
     python -m detrdistill.scripts.model_stats --config-file coco/deformable_detr_r50_50ep.py
     python -m detrdistill.scripts.model_stats \\
-        --config-file detrdistill/shapes_deformable_small_to_tiny.py --json stats.json
+        --config-file detrdistill/shapes_deformable_tiny.py --json stats.json
 
 Parameters: total, trainable and per top-level module (shared tensors counted once). GFLOPs:
 fvcore's FlopCountAnalysis of ``DETRBase.run`` on one dummy image in eval mode (one multiply-add

@@ -1,8 +1,8 @@
 """Show one image through a distillation config's teacher and student.
 
     python -m detrdistill.scripts.visualize_distillation \\
-        --config-file detrdistill/shapes_deformable_small_to_tiny.py \\
-        --checkpoint output/detrdistill/shapes_deformable_small_to_tiny/model_final.pth \\
+        --config-file detrdistill/shapes_deformable_tiny.py \\
+        --checkpoint output/detrdistill/shapes_deformable_tiny/model_final.pth \\
         --input image.png --output-dir vis/ --layer -1
 
 Writes to --output-dir (file names start with the input's name):

@@ -1,6 +1,6 @@
-# Deformable DETR (two-stage, box refinement), "small": the teacher of the embedded-data
-# distillation configs. 1.5x wider backbone and transformer than the tiny student, 3 encoder
-# layers, trained 2.7x longer than the student (4,000 iterations = 16 epochs).
+# Deformable DETR (two-stage, box refinement), "small": an optional wider teacher for the
+# embedded-data distillation configs (see common/distill_shapes.py). 1.5x wider backbone and
+# transformer than the tiny student, 3 encoder layers, 4,000 iterations (16 epochs).
 #   python train_net.py --config-file shapes/deformable_detr_small.py
 from .deformable_detr_tiny import dataloader, lr_multiplier, model, optimizer, train
 

@@ -1,5 +1,5 @@
 # D3ETR MixMatcher (adaptive + fixed matching) with attention terms (shapes, small -> tiny).
-#   python train_net.py --config-file d3etr/shapes_deformable_small_to_tiny.py
+#   python train_net.py --config-file d3etr/shapes_deformable_tiny.py
 from ..common.distill_losses import d3etr_losses as _losses
 from ..common.distill_losses import d3etr_weights as _weights
 from ..common.distill_shapes import dataloader, lr_multiplier, model, optimizer, train
@@ -12,4 +12,4 @@ model.losses = {
     )
 }
 model.loss_weights = {name: _weights[name] for name in model.losses}
-train.output_dir = "./output/d3etr/shapes_deformable_small_to_tiny"
+train.output_dir = "./output/d3etr/shapes_deformable_tiny"

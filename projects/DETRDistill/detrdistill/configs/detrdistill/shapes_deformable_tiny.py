@@ -1,5 +1,5 @@
 # DETRDistill, all three components (embedded shapes data, small -> tiny).
-#   python train_net.py --config-file detrdistill/shapes_deformable_small_to_tiny.py
+#   python train_net.py --config-file detrdistill/shapes_deformable_tiny.py
 from ..common.distill_losses import detrdistill_losses as _losses
 from ..common.distill_losses import detrdistill_weights as _weights
 from ..common.distill_shapes import dataloader, lr_multiplier, model, optimizer, train
@@ -13,4 +13,4 @@ model.losses = {
     )
 }
 model.loss_weights = {name: _weights[name] for name in model.losses}
-train.output_dir = "./output/detrdistill/shapes_deformable_small_to_tiny"
+train.output_dir = "./output/detrdistill/shapes_deformable_tiny"

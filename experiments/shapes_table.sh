@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# The README's distillation table on the embedded shapes data: one teacher, every student on the
+# same 500-iteration schedule, 3 seeds, two runs at a time with one thread each (2 CPU cores).
+#
+#   python train_net.py --config-file shapes/deformable_detr_tiny_teacher.py   # the teacher, once
+#   bash experiments/shapes_table.sh [SEEDS...]                               # default: 0 1 2
+#   python experiments/summarize.py                                           # the table
+#
+# Each run writes output/table/<config name>/seed<k>/ (metrics.json, log.txt); a run whose
+# model_final.pth exists is skipped, so the script resumes after an interruption.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+ITERS=${ITERS:-500}
+PARALLEL=${PARALLEL:-2}
+SEEDS=("${@:-0 1 2}")
+CONFIGS=(
+  shapes/deformable_detr_tiny.py
+  detrdistill/shapes_deformable_tiny_logits.py
+  detrdistill/shapes_deformable_tiny_feature.py
+  detrdistill/shapes_deformable_tiny_query_prior.py
+  detrdistill/shapes_deformable_tiny.py
+  d3etr/shapes_deformable_tiny_adaptive.py
+  d3etr/shapes_deformable_tiny_fixed.py
+  d3etr/shapes_deformable_tiny.py
+  d3etr/shapes_deformable_tiny_no_attention.py
+)
+TEACHER=output/shapes/deformable_detr_tiny_teacher/model_final.pth
+if [[ ! -f $TEACHER ]]; then
+  echo "missing teacher $TEACHER: train it with" >&2
+  echo "  python train_net.py --config-file shapes/deformable_detr_tiny_teacher.py" >&2
+  exit 1
+fi
+
+jobs_file=$(mktemp)
+for seed in ${SEEDS[@]}; do
+  for config in "${CONFIGS[@]}"; do
+    out=output/table/${config%.py}/seed$seed
+    [[ -f $out/model_final.pth ]] && continue
+    echo "$config $seed $out" >>"$jobs_file"
+  done
+done
+echo "$(wc -l <"$jobs_file") runs to do, $PARALLEL at a time"
+run_one() {
+  local config=$1 seed=$2 out=$3
+  mkdir -p "$out"
+  OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 "$PY" train_net.py --config-file "$config" \
+    train.max_iter="$ITERS" train.eval_period=$((ITERS / 2)) train.checkpointer.period=100000 \
+    train.seed="$seed" train.output_dir="$out" >"$out/stdout.log" 2>&1 \
+    && echo "done $out" || echo "FAILED $out (see $out/stdout.log)"
+}
+export -f run_one
+export PY ITERS
+xargs -P "$PARALLEL" -L 1 bash -c 'run_one "$@"' _ <"$jobs_file"
+rm -f "$jobs_file"
