@@ -23,6 +23,7 @@ __all__ = [
     "MemoryProbe",
     "describe_machine",
     "measure",
+    "measure_interleaved",
     "resolve_device",
     "summarize_times",
     "synchronize",
@@ -241,6 +242,26 @@ def measure(step: Callable[[], object], iters: int, warmup: int, device: torch.d
         memory_method=probe.method,
     )
     return result
+
+
+def measure_interleaved(
+    steps: dict[str, Callable[[], object]], iters: int, device: torch.device
+) -> dict[str, dict]:
+    """Time several (already warmed-up) steps in turns: ``iters`` rounds, each calling every
+    step once, so that a drift of the machine (clock, other load) hits all of them alike.
+
+    Returns:
+        name -> :func:`summarize_times` fields.
+    """
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(iters):
+        for name, step in steps.items():
+            synchronize(device)
+            begin = time.perf_counter()
+            step()
+            synchronize(device)
+            times[name].append(time.perf_counter() - begin)
+    return {name: summarize_times(values) for name, values in times.items()}
 
 
 def write_result(path: str, payload: dict) -> str:

@@ -13,7 +13,9 @@ For each distillation config it measures, on one fixed synthetic batch (no data 
 and reports ``ratio = distill_train / (student_train + teacher_inference)`` (median times): 1.0
 means distillation costs exactly a student step plus a teacher forward; the excess is the
 distillation losses (matching, attention maps, the teacher-query group, adapters). Timings are
-medians over --iters iterations after --warmup unmeasured ones. Steps use AdamW and the config's
+medians over --iters rounds that run the three in turns (so that drift of the machine
+affects them alike), after --warmup unmeasured iterations of each; peak memory comes from
+--memory-iters iterations of each part alone. Steps use AdamW and the config's
 gradient clipping, like training. Teacher weights do not change the cost, so the teacher is
 random by default (--no-allow-random-teacher loads model.teacher_weights).
 
@@ -34,7 +36,14 @@ import sys
 from dataclasses import dataclass
 
 import torch
-from _benchlib import describe_machine, measure, resolve_device, utc_now, write_result
+from _benchlib import (
+    describe_machine,
+    measure,
+    measure_interleaved,
+    resolve_device,
+    utc_now,
+    write_result,
+)
 from detectron2.config import LazyConfig, instantiate
 from detectron2.structures import Boxes, Instances
 from omegaconf import DictConfig, OmegaConf
@@ -84,7 +93,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"distillation configs (files or packaged names); default {list(METHOD_CONFIGS)} "
         "(with the coco preset: their losses around the COCO R101/R50 models)",
     )
-    parser.add_argument("--iters", type=int, default=10, help="measured iterations")
+    parser.add_argument(
+        "--iters", type=int, default=20, help="timed rounds (student, teacher, distill in turns)"
+    )
+    parser.add_argument(
+        "--memory-iters", type=int, default=3, help="iterations of each part alone for its memory"
+    )
     parser.add_argument("--warmup", type=int, default=2, help="unmeasured iterations first")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
     parser.add_argument("--batch-size", type=int, default=None, help="images per step")
@@ -215,8 +229,9 @@ def _release(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _key(node: DictConfig) -> str:
-    return repr(OmegaConf.to_container(node, resolve=True))
+def _memory_fields(result: dict) -> dict:
+    keys = ("peak_memory_mib", "peak_memory_delta_mib", "memory_method")
+    return {key: result[key] for key in keys}
 
 
 def run(args: argparse.Namespace, configs: list[BenchConfig]) -> dict:
@@ -230,7 +245,6 @@ def run(args: argparse.Namespace, configs: list[BenchConfig]) -> dict:
     if args.num_gt is not None:
         settings["num_gt"] = args.num_gt
     torch.manual_seed(args.seed)
-    cache: dict[str, tuple[dict, dict]] = {}
     results = []
     for item in configs:
         cfg = item.cfg
@@ -245,40 +259,35 @@ def run(args: argparse.Namespace, configs: list[BenchConfig]) -> dict:
         )
         print(f"[{item.name}]", flush=True)
 
-        student_key = _key(cfg.model.student)
-        if student_key not in cache:
-            student = instantiate(cfg.model.student).to(device).train()
-            info = describe_detector(cfg.model.student, student)
-            timing = measure(
-                _train_step(student, batch, clip_norm), args.iters, args.warmup, device
-            )
-            cache[student_key] = (info, timing)
-            del student
-            _release(device)
-        student_info, student_timing = cache[student_key]
-        print(f"  student_train      {student_timing['median_s']:.4f} s", flush=True)
-
-        teacher_key = _key(cfg.model.teacher) + repr(cfg.model.teacher_weights)
-        if teacher_key not in cache:
-            teacher = instantiate(cfg.model.teacher)
-            if cfg.model.teacher_weights:
-                load_teacher_weights(teacher, cfg.model.teacher_weights)
-            teacher.requires_grad_(False).to(device).eval()
-            info = describe_detector(cfg.model.teacher, teacher)
-            timing = measure(_teacher_forward(teacher, batch), args.iters, args.warmup, device)
-            cache[teacher_key] = (info, timing)
-            del teacher
-            _release(device)
-        teacher_info, teacher_timing = cache[teacher_key]
-        print(f"  teacher_inference  {teacher_timing['median_s']:.4f} s", flush=True)
-
+        # Each part alone first (warm-up, then its peak memory), then the three timed in turns
+        # (--iters rounds) so that drift of the machine affects all of them alike.
+        student = instantiate(cfg.model.student).to(device).train()
+        student_info = describe_detector(cfg.model.student, student)
+        student_step = _train_step(student, batch, clip_norm)
+        student_memory = measure(student_step, args.memory_iters, args.warmup, device)
+        teacher = instantiate(cfg.model.teacher)
+        if cfg.model.teacher_weights:
+            load_teacher_weights(teacher, cfg.model.teacher_weights)
+        teacher.requires_grad_(False).to(device).eval()
+        teacher_info = describe_detector(cfg.model.teacher, teacher)
+        teacher_step = _teacher_forward(teacher, batch)
+        teacher_memory = measure(teacher_step, args.memory_iters, args.warmup, device)
         model = instantiate(cfg.model).to(device).train()
-        distill_timing = measure(
-            _train_step(model, batch, clip_norm), args.iters, args.warmup, device
-        )
+        distill_step = _train_step(model, batch, clip_norm)
+        distill_memory = measure(distill_step, args.memory_iters, args.warmup, device)
         losses = sorted(model.distill_losses)
-        del model
+        timed = measure_interleaved(
+            {"student": student_step, "teacher": teacher_step, "distill": distill_step},
+            args.iters,
+            device,
+        )
+        student_timing = {**_memory_fields(student_memory), **timed["student"]}
+        teacher_timing = {**_memory_fields(teacher_memory), **timed["teacher"]}
+        distill_timing = {**_memory_fields(distill_memory), **timed["distill"]}
+        del student, teacher, model, student_step, teacher_step, distill_step
         _release(device)
+        print(f"  student_train      {student_timing['median_s']:.4f} s", flush=True)
+        print(f"  teacher_inference  {teacher_timing['median_s']:.4f} s", flush=True)
         ratio = distill_timing["median_s"] / (
             student_timing["median_s"] + teacher_timing["median_s"]
         )
@@ -305,6 +314,7 @@ def run(args: argparse.Namespace, configs: list[BenchConfig]) -> dict:
             "preset": args.preset,
             "device": str(device),
             "iters": args.iters,
+            "memory_iters": args.memory_iters,
             "warmup": args.warmup,
             "batch_size": settings["batch_size"],
             "image_size": list(settings["image_size"]),
@@ -324,8 +334,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmark and write the JSON result; returns 0."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.iters < 1 or args.warmup < 0:
-        parser.error("--iters must be >= 1 and --warmup >= 0")
+    if args.iters < 1 or args.memory_iters < 1 or args.warmup < 0:
+        parser.error("--iters and --memory-iters must be >= 1 and --warmup >= 0")
     try:
         configs = load_configs(args.preset, args.configs, args.opts or [])
     except (RuntimeError, ValueError, KeyError, FileNotFoundError) as error:

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import scipy.optimize
+import torch
 
 REPO = Path(__file__).resolve().parents[2]
 SCRIPT = REPO / "benchmarks" / "matching.py"
@@ -66,22 +67,34 @@ def test_smoke_run_writes_the_json(tmp_path):
     assert workload["solver_calls_per_iteration"] == 4
     assert workload["matrix_shapes"] == {"12x3": 4, "12x9": 4}
     solver = data["project_solver"]
-    assert solver["same_as_scipy_loop"] is True  # the project's solver is SciPy per image today
-    assert "same per-image" in solver["note"]
-    results = data["results"]
-    for key in ("scipy_loop", "project"):
-        assert results[key]["median_s"] > 0 and results[key]["iterations"] == 1
-    assert results["project"]["agreement"]["agrees"] is True
-    assert results["project"]["agreement"]["identical_assignments"] == 8
-    assert results["speedup_project_vs_scipy_loop"] == pytest.approx(
-        results["scipy_loop"]["median_s"] / results["project"]["median_s"]
-    )
-    assert set(results["candidates"]) == {"lap", "lapx", "lapx-batch"}
-    for info in results["candidates"].values():
-        if info["available"]:
+    assert solver["solver"] == "lapx" and solver["lapx_version"] and solver["threads"] >= 1
+    assert set(data["results"]) == {"independent", "correlated"}
+    for results in data["results"].values():
+        for key in ("scipy_loop", "project"):
+            assert results[key]["median_s"] > 0 and results[key]["iterations"] == 1
+        assert results["project"]["agreement"]["agrees"] is True
+        assert results["project"]["agreement"]["matrices"] == 8
+        assert results["speedup_project_vs_scipy_loop"] == pytest.approx(
+            results["scipy_loop"]["median_s"] / results["project"]["median_s"]
+        )
+        assert set(results["candidates"]) == {"lapjv", "lapjvx", "lapjvh_batch"}
+        for info in results["candidates"].values():
             assert info["agreement"]["agrees"] is True and info["median_s"] > 0
-        else:
-            assert info["reason"]
+
+
+def test_correlated_workload_pairs_students_with_teachers(matching_module):
+    """In the correlated workload the optimal teacher-student cost is far below the
+    independent one's (students sit next to their teachers)."""
+    args = matching_module.build_parser().parse_args(
+        ["--student-queries", "20", "--teacher-queries", "20", "--layers", "1", "--classes", "3"]
+    )
+    totals = {}
+    for kind in matching_module.WORKLOADS:
+        groups = matching_module.build_workload(args, torch.device("cpu"), kind)
+        cost = [g for g in groups if g["kind"] == "teacher_student"][0]["costs"][0].double()
+        rows, cols = scipy.optimize.linear_sum_assignment(cost.numpy())
+        totals[kind] = cost[rows, cols].sum().item()
+    assert totals["correlated"] < totals["independent"] - 20 * 0.5
 
 
 def test_unknown_candidate_exits_2(matching_module, capsys):

@@ -69,6 +69,30 @@ class TestAttentionLosses(unittest.TestCase):
         got = self_attention_distillation(s, t, self.pairs)
         self.assertAlmostEqual(got.item(), expected, places=6)
 
+    def test_self_attention_batch_equal_and_unequal_pair_counts(self):
+        """Images with as many pairs (one batched gather) and with different counts (a loop)
+        give the mean over every compared entry of every image."""
+        s = torch.rand(2, 2, 4, 4, requires_grad=True)
+        t = torch.rand(2, 2, 5, 5)
+
+        def expected(pairs):
+            diff = [
+                (s[b][:, si][:, :, si] - t[b][:, ti][:, :, ti]).flatten()
+                for b, (si, ti) in enumerate(pairs)
+            ]
+            return torch.cat(diff).pow(2).mean()
+
+        equal = [
+            (torch.tensor([0, 3, 1]), torch.tensor([4, 0, 2])),
+            (torch.tensor([2, 0, 1]), torch.tensor([1, 3, 0])),
+        ]
+        unequal = [equal[0], (torch.tensor([2]), torch.tensor([4]))]
+        for pairs in (equal, unequal):
+            got = self_attention_distillation(s, t, pairs)
+            torch.testing.assert_close(got, expected(pairs))
+        got.backward()
+        self.assertGreater(s.grad.abs().sum().item(), 0)
+
     def test_cross_attention_dense_hand_value(self):
         s = torch.rand(1, 2, 3, 5)
         t = torch.rand(1, 2, 2, 5)

@@ -2,10 +2,15 @@ import itertools
 import math
 import unittest
 
+import scipy.optimize
 import torch
 
 from detrdistill.layers import box_cxcywh_to_xyxy, generalized_box_iou
-from detrdistill.modeling.matcher import HungarianMatcher, linear_sum_assignment_batch
+from detrdistill.modeling.matcher import (
+    ASSIGNMENT_SOLVERS,
+    HungarianMatcher,
+    linear_sum_assignment_batch,
+)
 
 
 def random_boxes(n):
@@ -123,6 +128,47 @@ class TestHungarianMatcher(unittest.TestCase):
         self.assertEqual(rows.tolist(), [0, 1, 2])
         self.assertEqual(cols.tolist(), [1, 0, 2])
         self.assertEqual((er.numel(), ec.numel()), (0, 0))
+
+    def test_solvers_reach_scipy_optimum(self):
+        """Every solver, on mixed shapes (square, tall, wide, 1x1, empty) in one call, returns
+        complete one-to-one assignments whose total equals SciPy's optimum, in input order."""
+        gen = torch.Generator().manual_seed(3)
+        shapes = [(40, 40), (40, 7), (6, 30), (40, 40), (1, 1), (40, 7), (3, 0), (40, 40)]
+        costs = [torch.rand(*shape, generator=gen) * 10 - 3 for shape in shapes]
+        # a DETR-like cost with near ties: many queries on the same box
+        costs.append(torch.rand(40, 1, generator=gen).repeat(1, 5))
+        for solver in ASSIGNMENT_SOLVERS:
+            for threads in (1, 2):
+                with self.subTest(solver=solver, threads=threads):
+                    solved = linear_sum_assignment_batch(costs, solver=solver, num_threads=threads)
+                    self.assertEqual(len(solved), len(costs))
+                    for cost, (rows, cols) in zip(costs, solved):
+                        self.assertEqual(len(rows), min(cost.shape))
+                        self.assertEqual(len(set(rows.tolist())), len(rows))
+                        self.assertEqual(len(set(cols.tolist())), len(cols))
+                        self.assertTrue((rows[1:] > rows[:-1]).all())
+                        if cost.numel() == 0:
+                            continue
+                        matrix = cost.double().numpy()
+                        ref_r, ref_c = scipy.optimize.linear_sum_assignment(matrix)
+                        self.assertAlmostEqual(
+                            matrix[rows.numpy(), cols.numpy()].sum(),
+                            matrix[ref_r, ref_c].sum(),
+                            places=9,
+                        )
+
+    def test_unknown_solver_and_non_2d(self):
+        with self.assertRaisesRegex(ValueError, "solver must be one of"):
+            linear_sum_assignment_batch([torch.rand(2, 2)], solver="munkres")
+        with self.assertRaisesRegex(ValueError, "cost matrix 1 must be 2-D"):
+            linear_sum_assignment_batch([torch.rand(2, 2), torch.rand(2)])
+
+    def test_non_finite_named_in_group(self):
+        """The first non-finite matrix of a same-shaped group is the one named."""
+        costs = [torch.rand(3, 3) for _ in range(4)]
+        costs[2][0, 1] = float("inf")
+        with self.assertRaisesRegex(ValueError, "cost matrix 2 of shape \\(3, 3\\)"):
+            linear_sum_assignment_batch(costs)
 
 
 if __name__ == "__main__":

@@ -10,9 +10,31 @@ from ..layers import box_cxcywh_to_xyxy, generalized_box_iou
 from ..modeling.matcher import linear_sum_assignment_batch
 from .inputs import CLASS_TYPES
 
-__all__ = ["class_probabilities", "TeacherStudentMatcher"]
+__all__ = ["class_probabilities", "layers_as_batch", "split_by_layer", "TeacherStudentMatcher"]
 
 Pairs = list[tuple[Tensor, Tensor]]
+
+
+def layers_as_batch(x: Tensor, layers: list[int]) -> Tensor:
+    """Stack the chosen decoder layers into the batch axis, so that one matcher call (and one
+    solver call) serves every layer pair.
+
+    Args:
+        x: (L, B, ...) per-layer tensor.
+        layers: P layer indices (repeats allowed).
+
+    Returns:
+        Tensor of shape (P * B, ...), layer-major.
+    """
+    return x[list(layers)].flatten(0, 1)
+
+
+def split_by_layer(items: list, num_layers: int) -> list[list]:
+    """Undo :func:`layers_as_batch` on a per-image list: P*B items -> P lists of B."""
+    if len(items) % num_layers:
+        raise ValueError(f"{len(items)} items do not split into {num_layers} layers")
+    bsz = len(items) // num_layers
+    return [items[p * bsz : (p + 1) * bsz] for p in range(num_layers)]
 
 
 def _check_class_type(class_type: str, what: str = "class_type") -> None:

@@ -190,9 +190,7 @@ class DistillationDetector(nn.Module):
         """Per teacher layer, the teacher's own Hungarian assignment of its queries to GT."""
         if not self.needs_teacher_assignment:
             return None
-        matcher = self.teacher.criterion.matcher
         decoded = teacher_out.decoder
-        return [
-            matcher(decoded.pred_logits[layer], decoded.pred_boxes[layer], targets)
-            for layer in range(decoded.num_layers)
-        ]
+        return self.teacher.criterion.matcher.match_layers(
+            decoded.pred_logits, decoded.pred_boxes, targets
+        )

@@ -253,6 +253,9 @@ class SetCriterion(nn.Module):
             raise ValueError(f"indices has {len(indices)} layers, outputs have {num_layers}")
         num_boxes = self.get_num_boxes(targets, pred_logits.device)
 
+        if indices is None and hasattr(self.matcher, "match_layers"):
+            indices = self.matcher.match_layers(pred_logits, pred_boxes, targets)  # one solve
+
         losses, all_indices = {}, []
         for layer in range(num_layers):
             suffix = "" if layer == num_layers - 1 else f"_{layer}"

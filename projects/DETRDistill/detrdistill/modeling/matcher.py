@@ -1,53 +1,82 @@
 """Hungarian (one-to-one) matching between predictions and ground-truth boxes."""
 
+import lap
 import numpy as np
+import scipy.optimize
 import torch
-from scipy.optimize import linear_sum_assignment
 from torch import Tensor, nn
 
 from ..layers import box_cxcywh_to_xyxy, generalized_box_iou
 
-__all__ = ["HungarianMatcher", "linear_sum_assignment_batch"]
+__all__ = ["ASSIGNMENT_SOLVERS", "HungarianMatcher", "linear_sum_assignment_batch"]
+
+# "lapx": Jonker-Volgenant in native code (lapx's ``lapjvr_batch``), all same-shaped problems of
+# a call in one call over a thread pool; "scipy": SciPy's solver, one matrix at a time (the
+# reference the tests and benchmarks/matching.py compare against). Both return an optimum.
+ASSIGNMENT_SOLVERS = ("lapx", "scipy")
 
 
-def linear_sum_assignment_batch(costs: list[Tensor]) -> list[tuple[Tensor, Tensor]]:
+def _solve_group(matrices: np.ndarray, solver: str, num_threads: int) -> list[tuple]:
+    """(G, N, M) float64 -> G ``(rows, cols)`` NumPy index arrays (unsorted)."""
+    if solver == "scipy":
+        return [scipy.optimize.linear_sum_assignment(m) for m in matrices]
+    threads = max(1, min(num_threads, len(matrices)))
+    rows, cols = lap.lapjvr_batch(matrices, extend_cost=True, return_cost=False, n_threads=threads)
+    return list(zip(rows, cols))
+
+
+def linear_sum_assignment_batch(
+    costs: list[Tensor], solver: str = "lapx", num_threads: int | None = None
+) -> list[tuple[Tensor, Tensor]]:
     """Solve one minimum-cost bipartite assignment per cost matrix.
 
-    This is the only place that calls the solver (SciPy's Hungarian / LAPJV on CPU), so swapping
-    it for a GPU or batched solver touches nothing else.
+    This is the only place that calls a solver. Same-shaped matrices (the images of a batch)
+    are moved to the CPU in one copy and solved in one call on up to ``num_threads`` threads.
 
     Args:
         costs: list of Tensors of shape (Q_i, n_i); each may live on any device. A matrix with
             ``n_i == 0`` (or ``Q_i == 0``) gives empty indices.
+        solver: One of :data:`ASSIGNMENT_SOLVERS`.
+        num_threads: Solver threads for a group of same-shaped matrices (lapx only). Default:
+            ``torch.get_num_threads()``, so ``OMP_NUM_THREADS`` limits both.
 
     Returns:
         list of ``(row, col)`` int64 CPU tensors of length ``min(Q_i, n_i)``, sorted by ``row``.
 
     Raises:
-        ValueError: if a cost matrix contains NaN or infinite values.
+        ValueError: if a cost matrix is not 2-D or contains NaN or infinite values, or the
+            solver is unknown.
     """
-    results = []
+    if solver not in ASSIGNMENT_SOLVERS:
+        raise ValueError(f"solver must be one of {ASSIGNMENT_SOLVERS}, got {solver!r}")
+    threads = torch.get_num_threads() if num_threads is None else num_threads
+    empty = torch.empty(0, dtype=torch.int64)
+    results: list[tuple[Tensor, Tensor] | None] = [None] * len(costs)
+    groups: dict[tuple[int, int], list[int]] = {}
     for i, cost in enumerate(costs):
         if cost.dim() != 2:
             raise ValueError(f"cost matrix {i} must be 2-D, got shape {tuple(cost.shape)}")
         if cost.numel() == 0:
-            empty = torch.empty(0, dtype=torch.int64)
-            results.append((empty, empty.clone()))
-            continue
-        matrix = cost.detach().to("cpu", torch.float64).numpy()
-        if not np.isfinite(matrix).all():
+            results[i] = (empty, empty.clone())
+        else:
+            groups.setdefault(tuple(cost.shape), []).append(i)
+
+    for members in groups.values():
+        stacked = torch.stack([costs[i].detach() for i in members])
+        matrices = stacked.to("cpu", torch.float64).numpy()
+        finite = np.isfinite(matrices).all(axis=(1, 2))
+        if not finite.all():
+            bad = members[int(np.argmin(finite))]
             raise ValueError(
-                f"cost matrix {i} of shape {matrix.shape} contains NaN or infinite values; "
-                "check the predictions (diverged training?) and the target boxes"
+                f"cost matrix {bad} of shape {tuple(costs[bad].shape)} contains NaN or infinite "
+                "values; check the predictions (diverged training?) and the target boxes"
             )
-        rows, cols = linear_sum_assignment(matrix)
-        order = np.argsort(rows, kind="stable")
-        results.append(
-            (
+        for i, (rows, cols) in zip(members, _solve_group(matrices, solver, threads)):
+            order = np.argsort(rows, kind="stable")
+            results[i] = (
                 torch.as_tensor(rows[order], dtype=torch.int64),
                 torch.as_tensor(cols[order], dtype=torch.int64),
             )
-        )
     return results
 
 
@@ -155,6 +184,29 @@ class HungarianMatcher(nn.Module):
             ``tgt_idx[k]``.
         """
         return linear_sum_assignment_batch(self.cost_matrices(pred_logits, pred_boxes, targets))
+
+    @torch.no_grad()
+    def match_layers(
+        self, pred_logits: Tensor, pred_boxes: Tensor, targets: list[dict]
+    ) -> list[list[tuple[Tensor, Tensor]]]:
+        """:meth:`forward` for every decoder layer at once: one batched cost pass and one solver
+        call for all L x B matrices (so the solver's threads work on all of them together).
+
+        Args:
+            pred_logits: Tensor of shape (L, B, Q, K).
+            pred_boxes: Tensor of shape (L, B, Q, 4), normalised cxcywh.
+            targets: list of B target dicts (as in :meth:`forward`).
+
+        Returns:
+            list of L lists of B ``(pred_idx, tgt_idx)``, equal to calling :meth:`forward` per
+            layer.
+        """
+        num_layers, bsz = pred_logits.shape[:2]
+        costs = self.cost_matrices(
+            pred_logits.flatten(0, 1), pred_boxes.flatten(0, 1), list(targets) * num_layers
+        )
+        solved = linear_sum_assignment_batch(costs)
+        return [solved[layer * bsz : (layer + 1) * bsz] for layer in range(num_layers)]
 
     def extra_repr(self) -> str:
         return (

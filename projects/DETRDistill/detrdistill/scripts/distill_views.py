@@ -34,6 +34,7 @@ from .drawing import (
 __all__ = [
     "MatchedPair",
     "draw_attention",
+    "draw_matched_pairs",
     "draw_matches",
     "find_matcher",
     "level_map",
@@ -201,11 +202,9 @@ def _centre(box: list[float]) -> tuple[float, float]:
     return (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
 
 
-def draw_matches(
-    image: np.ndarray, pairs: list[MatchedPair], names: list[str], title: str
-) -> Figure:
-    """Teacher boxes (blue, solid), student boxes (orange, dashed), a line per matched pair."""
-    fig, ax = image_figure(image)
+def draw_matched_pairs(ax, pairs: list[MatchedPair], names: list[str]) -> None:
+    """On an image axes: teacher boxes (blue, solid), student boxes (orange, dashed) and a line
+    between the centres of each matched pair."""
     for pair in pairs:
         draw_box(
             ax,
@@ -222,6 +221,14 @@ def draw_matches(
             label_below=True,
         )
         draw_link(ax, _centre(pair.teacher_box), _centre(pair.student_box))
+
+
+def draw_matches(
+    image: np.ndarray, pairs: list[MatchedPair], names: list[str], title: str
+) -> Figure:
+    """A figure of ``image`` with :func:`draw_matched_pairs` and a title."""
+    fig, ax = image_figure(image)
+    draw_matched_pairs(ax, pairs, names)
     draw_title(ax, title)
     return fig
 

@@ -44,7 +44,7 @@ from .loading import (
     strip_prefix,
 )
 
-__all__ = ["build_parser", "draw_detections", "main"]
+__all__ = ["build_parser", "draw_detections", "draw_instances", "main"]
 
 
 def build_parser():
@@ -84,6 +84,18 @@ def build_parser():
     return parser
 
 
+def draw_instances(ax, instances: Instances, names: list[str]) -> None:
+    """Draw every box of ``instances`` (absolute XYXY ``pred_boxes``, ``scores``,
+    ``pred_classes``) on an image axes, labelled with class name and score."""
+    order = instances.scores.argsort(descending=True) if len(instances) else []
+    for index in order:
+        label = int(instances.pred_classes[index])
+        name = names[label] if 0 <= label < len(names) else f"class {label}"
+        score = float(instances.scores[index])
+        box = instances.pred_boxes.tensor[index].tolist()
+        draw_box(ax, box, class_color(label), f"{name} {score:.2f}")
+
+
 def draw_detections(
     image: np.ndarray, instances: Instances, names: list[str], title: str | None = None
 ) -> Figure:
@@ -96,13 +108,7 @@ def draw_detections(
         title: optional text in the top-left corner.
     """
     fig, ax = image_figure(image)
-    order = instances.scores.argsort(descending=True) if len(instances) else []
-    for index in order:
-        label = int(instances.pred_classes[index])
-        name = names[label] if 0 <= label < len(names) else f"class {label}"
-        score = float(instances.scores[index])
-        box = instances.pred_boxes.tensor[index].tolist()
-        draw_box(ax, box, class_color(label), f"{name} {score:.2f}")
+    draw_instances(ax, instances, names)
     if title:
         draw_title(ax, title)
     return fig

@@ -46,6 +46,16 @@ def self_attention_distillation(student_attn: Tensor, teacher_attn: Tensor, pair
     Returns:
         Scalar mean over all compared entries.
     """
+    lengths = {len(si) for si, _ in pairs}
+    if len(lengths) == 1:  # every image has as many pairs: one gather for the whole batch
+        bsz = len(pairs)
+        batch = torch.arange(bsz, device=student_attn.device)[:, None, None]
+        si = torch.stack([si for si, _ in pairs]).to(student_attn.device)  # (B, n)
+        ti = torch.stack([ti for _, ti in pairs]).to(teacher_attn.device)
+        s = student_attn.permute(0, 2, 3, 1)[batch, si[:, :, None], si[:, None, :]]  # (B,n,n,H)
+        t = teacher_attn.permute(0, 2, 3, 1)[batch.to(ti.device), ti[:, :, None], ti[:, None, :]]
+        parts = [_match_heads(s.movedim(-1, 0), t.movedim(-1, 0))]
+        return _squared_error_mean(parts, student_attn)
     parts = []
     for b, (si, ti) in enumerate(pairs):
         si, ti = si.to(student_attn.device), ti.to(teacher_attn.device)
@@ -63,16 +73,28 @@ def _num_tokens(attn, shapes: Tensor | None) -> int:
     return attn.shape[-1]
 
 
-def _dense_rows(attn, batch: int, idx: Tensor, shapes: Tensor | None) -> Tensor:
-    """(H, n, S) dense cross-attention of the queries ``idx`` of image ``batch``."""
+def _flatten_pairs(pairs: Pairs) -> tuple[Tensor, Tensor, Tensor]:
+    """B per-image ``(student_idx, teacher_idx)`` -> (N,) image, student and teacher indices."""
+    image = torch.cat(
+        [torch.full((len(si),), b, dtype=torch.int64) for b, (si, _) in enumerate(pairs)]
+    )
+    student = torch.cat([si.to("cpu", torch.int64) for si, _ in pairs])
+    teacher = torch.cat([ti.to("cpu", torch.int64) for _, ti in pairs])
+    return image, student, teacher
+
+
+def _dense_rows(attn, image: Tensor, query: Tensor, shapes: Tensor | None) -> Tensor:
+    """(H, N, S) dense cross-attention of the N queries ``query[k]`` of images ``image[k]``,
+    all images in one call (one splat for deformable weights)."""
     if isinstance(attn, DeformableAttentionWeights):
-        idx = idx.to(attn.attention_weights.device)
+        image = image.to(attn.attention_weights.device)
+        query = query.to(attn.attention_weights.device)
         picked = DeformableAttentionWeights(
-            attn.sampling_locations[batch : batch + 1, idx],
-            attn.attention_weights[batch : batch + 1, idx],
+            attn.sampling_locations[image, query][None],  # (1, N, H, Lv, P, 2)
+            attn.attention_weights[image, query][None],  # (1, N, H, Lv, P)
         )
         return deformable_weights_to_dense(picked, shapes)[0]
-    return attn[batch][:, idx.to(attn.device)]
+    return attn[image.to(attn.device), :, query.to(attn.device)].transpose(0, 1)
 
 
 def cross_attention_distillation(
@@ -114,11 +136,10 @@ def cross_attention_distillation(
             f"S={t_tokens} (spatial_shapes "
             f"{None if teacher_shapes is None else teacher_shapes.tolist()})"
         )
-    parts = []
-    for b, (si, ti) in enumerate(pairs):
-        s = _dense_rows(student_attn, b, si, student_shapes)
-        t = _dense_rows(teacher_attn, b, ti, teacher_shapes)
-        parts.append(_match_heads(s, t))
+    image, student_idx, teacher_idx = _flatten_pairs(pairs)
+    s = _dense_rows(student_attn, image, student_idx, student_shapes)
+    t = _dense_rows(teacher_attn, image, teacher_idx, teacher_shapes)
+    parts = [_match_heads(s, t)]
     anchor = (
         student_attn.attention_weights
         if isinstance(student_attn, DeformableAttentionWeights)

@@ -207,22 +207,24 @@ class TargetAwareFeatureDistillation(nn.Module):
                     f"{tuple(fs.shape)} and teacher {tuple(ft.shape)}"
                 )
 
-    def level_loss(self, student: Tensor, teacher: Tensor, mask: Tensor) -> Tensor:
+    def level_loss(self, error: Tensor, mask: Tensor, channels: int) -> Tensor:
         """Masked imitation loss of one level.
 
         Args:
-            student: (B, C, H, W) adapted student feature.
-            teacher: (B, C, H, W) teacher feature.
+            error: (B, H, W) squared error summed over channels,
+                ``sum_c (adapt(F_S) - F_T)^2``; it does not depend on the mask, so it is
+                computed once per level for all teacher layers.
             mask: (B, H, W) mask.
+            channels: C, the teacher's channels.
 
         Returns:
-            Scalar tensor.
+            Scalar tensor: ``sum M e / (sum M * C)`` (paper intent), or with
+            ``official_squared_mask`` the official ``mean((M F_S - M F_T)^2)`` over B*C*H*W,
+            i.e. ``sum M^2 e / (B C H W)``.
         """
-        mask = mask.unsqueeze(1)
         if self.official_squared_mask:
-            return F.mse_loss(mask * student.float(), mask * teacher.float())
-        err = (student.float() - teacher.float()).pow(2) * mask
-        return err.sum() / (mask.sum() * teacher.shape[1]).clamp(min=1e-6)
+            return (error * mask.pow(2)).sum() / (error.numel() * channels)
+        return (error * mask).sum() / (mask.sum() * channels).clamp(min=1e-6)
 
     def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
         s_feats, _ = _level_features(inputs.student.encoder, self.feature_source)
@@ -240,6 +242,9 @@ class TargetAwareFeatureDistillation(nn.Module):
                 f"teacher decoder hidden size {decoder.hidden_states.shape[-1]} must equal the "
                 f"teacher feature channels {self.teacher_channels} (cosine of query and feature)"
             )
+        errors = [
+            (fs.float() - ft.float()).pow(2).sum(1) for fs, ft in zip(adapted, t_feats)
+        ]  # per level (B, H, W)
         layers = range(decoder.num_layers) if self.teacher_layers == "all" else [-1]
         total = adapted[0].new_zeros(()).float()
         for t in layers:
@@ -254,8 +259,8 @@ class TargetAwareFeatureDistillation(nn.Module):
                 hidden, 1, query_idx.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
             )
             masks = target_aware_masks(queries, scores, t_feats, t_pads, self.mask_floor)
-            for fs, ft, m in zip(adapted, t_feats, masks):
-                total = total + self.level_loss(fs, ft, m)
+            for error, ft, m in zip(errors, t_feats, masks):
+                total = total + self.level_loss(error, m, ft.shape[1])
         if not self.official_squared_mask:
             total = total / len(layers)
         return {"feature": total}

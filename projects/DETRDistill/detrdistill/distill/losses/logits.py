@@ -6,7 +6,12 @@ import torch
 from torch import Tensor, nn
 
 from ..inputs import DistillationInputs
-from ..matching import TeacherStudentMatcher, class_probabilities
+from ..matching import (
+    TeacherStudentMatcher,
+    class_probabilities,
+    layers_as_batch,
+    split_by_layer,
+)
 from .prediction import LayerAverage, PredictionDistillation
 
 __all__ = ["HungarianLogitsDistillation"]
@@ -105,16 +110,27 @@ class HungarianLogitsDistillation(nn.Module):
 
     def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
         student, teacher = inputs.student.decoder, inputs.teacher.decoder
-        mean = LayerAverage(len(inputs.layer_pairs))
-        for s, t in inputs.layer_pairs:
+        s_layers = [s for s, _ in inputs.layer_pairs]
+        t_layers = [t for _, t in inputs.layer_pairs]
+        num_pairs = len(s_layers)
+        all_pairs, all_masks = self.match(  # every layer pair in one matching call per kind
+            layers_as_batch(student.pred_logits, s_layers),
+            layers_as_batch(student.pred_boxes, s_layers),
+            layers_as_batch(teacher.pred_logits, t_layers),
+            layers_as_batch(teacher.pred_boxes, t_layers),
+            inputs.student_class_type,
+            inputs.teacher_class_type,
+        )
+        masks = [None] * num_pairs if all_masks is None else all_masks.chunk(num_pairs)
+        mean = LayerAverage(num_pairs)
+        for (s, t), pairs, box_mask in zip(
+            inputs.layer_pairs, split_by_layer(all_pairs, num_pairs), masks
+        ):
             layer = (
                 student.pred_logits[s],
                 student.pred_boxes[s],
                 teacher.pred_logits[t],
                 teacher.pred_boxes[t],
-            )
-            pairs, box_mask = self.match(
-                *layer, inputs.student_class_type, inputs.teacher_class_type
             )
             mean.add(
                 self.prediction.forward_pairs(

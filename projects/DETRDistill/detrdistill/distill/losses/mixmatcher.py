@@ -7,7 +7,12 @@ from torch import Tensor, nn
 
 from ...modeling.outputs import DecoderOutputs
 from ..inputs import DistillationInputs
-from ..matching import TeacherStudentMatcher, class_probabilities
+from ..matching import (
+    TeacherStudentMatcher,
+    class_probabilities,
+    layers_as_batch,
+    split_by_layer,
+)
 from .attention import AttentionDistillation
 from .prediction import LayerAverage, PredictionDistillation
 
@@ -108,18 +113,18 @@ class AdaptiveMatchingDistillation(_DecoderDistillation):
 
     def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
         student, teacher = inputs.student.decoder, inputs.teacher.decoder
+        s_layers = [s for s, _ in inputs.layer_pairs]
+        t_layers = [t for _, t in inputs.layer_pairs]
+        teacher_logits = layers_as_batch(teacher.pred_logits, t_layers).detach().float()
+        all_pairs = self.matcher(  # every layer pair in one solver call
+            layers_as_batch(student.pred_logits, s_layers),
+            layers_as_batch(student.pred_boxes, s_layers),
+            class_probabilities(teacher_logits, inputs.teacher_class_type),
+            layers_as_batch(teacher.pred_boxes, t_layers),
+            inputs.student_class_type,
+        )
         mean = LayerAverage(len(inputs.layer_pairs))
-        for s, t in inputs.layer_pairs:
-            probs = class_probabilities(
-                teacher.pred_logits[t].detach().float(), inputs.teacher_class_type
-            )
-            pairs = self.matcher(
-                student.pred_logits[s],
-                student.pred_boxes[s],
-                probs,
-                teacher.pred_boxes[t],
-                inputs.student_class_type,
-            )
+        for (s, t), pairs in zip(inputs.layer_pairs, split_by_layer(all_pairs, len(s_layers))):
             mean.add(self.distill_layer(inputs, student, s, t, pairs))
         return mean.total
 
