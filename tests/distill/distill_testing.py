@@ -30,6 +30,7 @@ def make_encoder(batch=1, dim=4, shapes=((4, 4),), pad_cols=0):
         masks.append(mask)
         pos.append(torch.randn(batch, dim, h, w))
     memory = torch.cat([f.flatten(2).transpose(1, 2) for f in features], 1)
+    memory_pos = torch.cat([p.flatten(2).transpose(1, 2) for p in pos], 1)
     memory_mask = torch.cat([m.flatten(1) for m in masks], 1)
     spatial = torch.tensor(shapes, dtype=torch.long)
     starts = torch.cat([spatial.new_zeros(1), (spatial[:, 0] * spatial[:, 1]).cumsum(0)[:-1]])
@@ -38,6 +39,7 @@ def make_encoder(batch=1, dim=4, shapes=((4, 4),), pad_cols=0):
         masks,
         pos,
         memory,
+        memory_pos,
         memory_mask,
         spatial,
         starts,

@@ -226,6 +226,7 @@ def test_level_map_crops_padding():
         masks=masks,
         pos=[],
         memory=torch.zeros(1, 30, 1),
+        memory_pos=torch.zeros(1, 30, 1),
         memory_mask=torch.zeros(1, 30, dtype=torch.bool),
         spatial_shapes=shapes,
         level_start_index=torch.tensor([0, 24]),

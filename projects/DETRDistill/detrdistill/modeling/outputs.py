@@ -169,6 +169,8 @@ class EncoderOutputs:
         masks: per level (B, Hl, Wl) bool padding masks, True on padding.
         pos: per level (B, D, Hl, Wl) positional encodings.
         memory: (B, S, D) encoder output, levels flattened and concatenated.
+        memory_pos: (B, S, D) ``pos`` flattened like ``memory`` (the encoder's and the
+            decoder's positional input, built once).
         memory_mask: (B, S) bool, True on padding.
         spatial_shapes: (Lv, 2) long, (Hl, Wl) of each level.
         level_start_index: (Lv,) long, offset of each level in S.
@@ -179,6 +181,7 @@ class EncoderOutputs:
     masks: list[Tensor]
     pos: list[Tensor]
     memory: Tensor
+    memory_pos: Tensor
     memory_mask: Tensor
     spatial_shapes: Tensor
     level_start_index: Tensor

@@ -262,7 +262,15 @@ class DETRBase(nn.Module):
             valid_ratios=valid_ratios,
         )
         return EncoderOutputs(
-            features, masks, pos, memory, src_mask, spatial_shapes, level_start_index, valid_ratios
+            features=features,
+            masks=masks,
+            pos=pos,
+            memory=memory,
+            memory_pos=src_pos,
+            memory_mask=src_mask,
+            spatial_shapes=spatial_shapes,
+            level_start_index=level_start_index,
+            valid_ratios=valid_ratios,
         )
 
     @staticmethod
@@ -298,7 +306,7 @@ class DETRBase(nn.Module):
             reference=queries.reference,
             memory=encoder.memory,
             memory_mask=encoder.memory_mask,
-            memory_pos=torch.cat([p.flatten(2).transpose(1, 2) for p in encoder.pos], 1),
+            memory_pos=encoder.memory_pos,
             spatial_shapes=encoder.spatial_shapes,
             level_start_index=encoder.level_start_index,
             valid_ratios=encoder.valid_ratios,

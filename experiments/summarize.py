@@ -1,0 +1,125 @@
+"""Summarise the runs of experiments/shapes_table.sh: mean and spread over seeds, as a table.
+
+    python experiments/summarize.py [--root output/table] [--json FILE]
+
+For every config folder ``<root>/<config>/seed<k>/`` with a finished run (``model_final.pth``),
+reads the COCO box AP of the last evaluation (and of the one half-way) from ``metrics.json``
+and prints a markdown table: mean +- sample standard deviation over the seeds, the difference
+to the baseline's mean, and the per-seed values. ``--json`` also writes every number.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+
+# (row label, config name without .py) in table order
+ROWS = (
+    ("baseline student", "shapes/deformable_detr_tiny"),
+    ("DETRDistill (a) logits", "detrdistill/shapes_deformable_tiny_logits"),
+    ("DETRDistill (b) feature", "detrdistill/shapes_deformable_tiny_feature"),
+    ("DETRDistill (c) query prior", "detrdistill/shapes_deformable_tiny_query_prior"),
+    ("DETRDistill (a)+(b)+(c)", "detrdistill/shapes_deformable_tiny"),
+    ("D3ETR adaptive only", "d3etr/shapes_deformable_tiny_adaptive"),
+    ("D3ETR fixed only", "d3etr/shapes_deformable_tiny_fixed"),
+    ("D3ETR adaptive+fixed", "d3etr/shapes_deformable_tiny"),
+    ("D3ETR adaptive+fixed, no attention", "d3etr/shapes_deformable_tiny_no_attention"),
+)
+METRICS = ("AP", "AP50", "AP75")
+
+
+def read_run(folder: str) -> dict | None:
+    """Evaluations of one finished run: ``{"final": {...}, "first": {...}, "iterations": n}``."""
+    if not os.path.isfile(os.path.join(folder, "model_final.pth")):
+        return None
+    evals = []
+    with open(os.path.join(folder, "metrics.json")) as f:
+        for line in f:
+            row = json.loads(line)
+            if "bbox/AP" in row:
+                evals.append(
+                    {"iteration": row["iteration"], **{m: row[f"bbox/{m}"] for m in METRICS}}
+                )
+    if not evals:
+        raise ValueError(f"{folder}/metrics.json has no bbox evaluation")
+    return {"final": evals[-1], "first": evals[0], "evaluations": evals}
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def summarize(root: str) -> list[dict]:
+    """One entry per config with runs: label, config, seeds, per-seed and mean/std metrics."""
+    summary = []
+    for label, config in ROWS:
+        folder = os.path.join(root, config)
+        runs = {}
+        if os.path.isdir(folder):
+            for name in sorted(os.listdir(folder)):
+                if name.startswith("seed"):
+                    run = read_run(os.path.join(folder, name))
+                    if run is not None:
+                        runs[int(name[4:])] = run
+        if not runs:
+            continue
+        entry = {"label": label, "config": config + ".py", "seeds": sorted(runs)}
+        for metric in METRICS:
+            values = [runs[s]["final"][metric] for s in sorted(runs)]
+            entry[metric] = {
+                "mean": mean_std(values)[0],
+                "std": mean_std(values)[1],
+                "values": values,
+            }
+        halfway = [runs[s]["first"]["AP"] for s in sorted(runs)]
+        entry["AP_first_eval"] = {
+            "mean": mean_std(halfway)[0],
+            "std": mean_std(halfway)[1],
+            "values": halfway,
+        }
+        entry["first_eval_iteration"] = runs[sorted(runs)[0]]["first"]["iteration"] + 1
+        summary.append(entry)
+    return summary
+
+
+def format_table(summary: list[dict]) -> str:
+    base = next((e for e in summary if e["config"] == ROWS[0][1] + ".py"), None)
+    lines = [
+        "| student | seeds | AP | ΔAP | AP50 | AP75 | AP per seed | AP half-way |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for e in summary:
+        ap = e["AP"]
+        delta = "—" if base is None or e is base else f"{ap['mean'] - base['AP']['mean']:+.1f}"
+        lines.append(
+            f"| {e['label']} | {len(e['seeds'])} | {ap['mean']:.1f} ± {ap['std']:.1f} | {delta} | "
+            f"{e['AP50']['mean']:.1f} ± {e['AP50']['std']:.1f} | "
+            f"{e['AP75']['mean']:.1f} ± {e['AP75']['std']:.1f} | "
+            f"{' / '.join(f'{v:.1f}' for v in ap['values'])} | "
+            f"{e['AP_first_eval']['mean']:.1f} ± {e['AP_first_eval']['std']:.1f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--root", default="output/table")
+    parser.add_argument("--json", default=None, help="also write the numbers here")
+    args = parser.parse_args(argv)
+    if not os.path.isdir(args.root):
+        parser.error(f"{args.root} does not exist: run experiments/shapes_table.sh first")
+    summary = summarize(args.root)
+    print(format_table(summary))
+    if args.json:
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump({"root": args.root, "rows": summary}, f, indent=2)
+            f.write("\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
