@@ -14,7 +14,8 @@ PY=${PY:-.venv/bin/python}
 ITERS=${ITERS:-500}
 PARALLEL=${PARALLEL:-2}
 SEEDS=("${@:-0 1 2}")
-CONFIGS=(
+# CONFIGS="a.py b.py" bash experiments/shapes_table.sh  runs only those
+DEFAULT_CONFIGS=(
   shapes/deformable_detr_tiny.py
   detrdistill/shapes_deformable_tiny_logits.py
   detrdistill/shapes_deformable_tiny_feature.py
@@ -24,7 +25,9 @@ CONFIGS=(
   d3etr/shapes_deformable_tiny_fixed.py
   d3etr/shapes_deformable_tiny.py
   d3etr/shapes_deformable_tiny_no_attention.py
+  d3etr/shapes_deformable_tiny_strong_attention.py
 )
+read -r -a CONFIGS <<<"${CONFIGS:-${DEFAULT_CONFIGS[*]}}"
 TEACHER=output/shapes/deformable_detr_tiny_teacher/model_final.pth
 if [[ ! -f $TEACHER ]]; then
   echo "missing teacher $TEACHER: train it with" >&2

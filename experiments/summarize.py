@@ -27,6 +27,10 @@ ROWS = (
     ("D3ETR fixed only", "d3etr/shapes_deformable_tiny_fixed"),
     ("D3ETR adaptive+fixed", "d3etr/shapes_deformable_tiny"),
     ("D3ETR adaptive+fixed, no attention", "d3etr/shapes_deformable_tiny_no_attention"),
+    (
+        "D3ETR adaptive+fixed, attention x100/x1000",
+        "d3etr/shapes_deformable_tiny_strong_attention",
+    ),
 )
 METRICS = ("AP", "AP50", "AP75")
 

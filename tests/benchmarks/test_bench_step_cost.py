@@ -130,3 +130,21 @@ def test_synthetic_batch_is_fixed_and_valid(step_cost_module):
         assert (boxes[:, 2:] > boxes[:, :2]).all()
         assert (boxes[:, [0, 2]] <= 60).all() and (boxes[:, [1, 3]] <= 40).all()
         assert (boxes >= 0).all() and (a["instances"].gt_classes < 80).all()
+
+
+def test_measure_interleaved_runs_steps_in_turns(step_cost_module):
+    """Each round calls every step once, in order; medians come from each step's own times."""
+    bench = sys.modules["_benchlib"]
+    calls = []
+
+    def fast():
+        calls.append("fast")
+
+    def slow():
+        calls.append("slow")
+        sum(range(200_000))
+
+    timed = bench.measure_interleaved({"fast": fast, "slow": slow}, 3, torch.device("cpu"))
+    assert calls == ["fast", "slow"] * 3
+    assert timed["fast"]["iterations"] == timed["slow"]["iterations"] == 3
+    assert timed["slow"]["median_s"] > timed["fast"]["median_s"]
