@@ -2,46 +2,22 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import scipy.optimize
 import torch
-
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "benchmarks" / "matching.py"
+from bench_testing import import_benchmark, run_benchmark
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def run_script(*args: str):
+    return run_benchmark("matching", *args)
 
 
 @pytest.fixture(scope="module")
 def matching_module():
-    """The script imported as a module (its folder on sys.path only while it is imported)."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("_bench_matching", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return module
+    return import_benchmark("matching")
 
 
 def test_help():

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
-import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
+from bench_testing import import_benchmark, run_benchmark
 
-REPO = Path(__file__).resolve().parents[2]
-SCRIPT = REPO / "benchmarks" / "step_cost.py"
 TINY_OPTS = [
     opt
     for part, hidden, layers in (("student", 32, 2), ("teacher", 48, 3))
@@ -29,30 +24,13 @@ TINY_OPTS = [
 STATS = {"median_s", "mean_s", "min_s", "max_s", "iterations", "times_s", "peak_memory_mib"}
 
 
-def run_script(*args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
-    return subprocess.run(
-        [sys.executable, str(SCRIPT), *args],
-        cwd=REPO,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def run_script(*args: str):
+    return run_benchmark("step_cost", *args)
 
 
 @pytest.fixture(scope="module")
 def step_cost_module():
-    """The script imported as a module (its folder on sys.path only while it is imported)."""
-    sys.path.insert(0, str(SCRIPT.parent))
-    try:
-        spec = importlib.util.spec_from_file_location("_bench_step_cost", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # dataclasses look their module up there
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return module
+    return import_benchmark("step_cost")
 
 
 def test_help():
