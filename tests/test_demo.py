@@ -58,6 +58,13 @@ def test_teacher_cache_follows_config_and_key(tmp_path):
     assert not demo.is_cached(str(checkpoint), str(key_file), demo.teacher_cache_key(longer))
 
 
+def test_cache_key_ignores_the_demo_itself():
+    sources = demo._package_sources()
+    assert sources and all(path.endswith(".py") for path in sources)
+    assert os.path.abspath(demo.__file__) not in map(os.path.abspath, sources)
+    assert any(path.endswith(os.path.join("modeling", "matcher.py")) for path in sources)
+
+
 def test_bad_arguments_exit_2(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as info:
         demo.main(["--student-iters", "0"])
@@ -97,6 +104,7 @@ def test_demo_runs_end_to_end_on_a_tiny_split(tmp_path, monkeypatch, capsys):
     for name in ("baseline", "DETRDistill", "D3ETR"):
         assert [h["iteration"] for h in result["histories"][name]] == [1, 2]
     assert result["teacher_cached"] is False
+    assert result["date"] and result["machine"]["cpu_cores"] >= 1 and result["machine"]["torch"]
     for name in ("ap_vs_iteration.png", "detections.png", "results.json", "results.md"):
         assert (out / name).stat().st_size > 0
     assert (out / "teacher" / demo.CACHE_KEY_FILE).is_file()

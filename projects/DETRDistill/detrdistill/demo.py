@@ -23,9 +23,11 @@ detectron2's own ETA; between stages the demo prints the time left for the whole
 from __future__ import annotations
 
 import argparse
+import datetime
 import hashlib
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -95,16 +97,34 @@ class Stage:
 
 
 def _package_sources() -> list[str]:
+    """Every ``.py`` file of the package but this one (which does not change the teacher)."""
     root = os.path.dirname(os.path.abspath(detrdistill.__file__))
     files = []
     for folder, _, names in os.walk(root):
         files += [os.path.join(folder, n) for n in names if n.endswith(".py")]
-    return sorted(files)
+    return sorted(f for f in files if os.path.abspath(f) != os.path.abspath(__file__))
+
+
+def describe_machine() -> dict:
+    """CPU model, cores, memory and library versions, for the results file."""
+    cpu = platform.processor() or platform.machine()
+    if os.path.isfile("/proc/cpuinfo"):
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    return {
+        "cpu_model": cpu,
+        "cpu_cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+    }
 
 
 def teacher_cache_key(stage: Stage) -> str:
     """sha256 of the teacher's full config (after overrides) and of every ``.py`` file of the
-    package (code and packaged configs), plus the torch version."""
+    package but the demo itself (code and packaged configs), plus the torch version."""
     cfg = LazyConfig.apply_overrides(get_config(stage.config), stage.overrides())
     digest = hashlib.sha256()
     digest.update(OmegaConf.to_yaml(cfg).encode())
@@ -399,13 +419,14 @@ def main(argv: list[str] | None = None) -> dict:
     table = format_table(rows)
     elapsed = time.perf_counter() - progress.start
     result = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "machine": describe_machine(),
         "rows": rows,
         "histories": histories,
         "teacher_cached": cached,
         "teacher_iters": args.teacher_iters,
         "student_iters": args.student_iters,
         "seconds": elapsed,
-        "torch_threads": torch.get_num_threads(),
         "latency_input": [int(height), int(width)],
     }
     with open(os.path.join(out, "results.json"), "w") as f:
