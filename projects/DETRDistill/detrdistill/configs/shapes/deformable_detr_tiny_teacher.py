@@ -3,7 +3,7 @@
 # 2.7x the 1,500 of shapes/deformable_detr_tiny.py. About 20 minutes on 2 CPU cores.
 #   python train_net.py --config-file shapes/deformable_detr_tiny_teacher.py
 # On 2 CPU cores a teacher's edge comes cheapest from training longer (see the README); the
-# wider shapes/deformable_detr_small.py costs about twice as much per iteration.
+# wider shapes/deformable_detr_small.py has 2.5x the FLOPs per image (0.93 vs 0.37 GFLOPs).
 from .deformable_detr_tiny import dataloader, lr_multiplier, model, optimizer, train
 
 train.max_iter = 4000
