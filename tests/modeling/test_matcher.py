@@ -129,6 +129,24 @@ class TestHungarianMatcher(unittest.TestCase):
         self.assertEqual(cols.tolist(), [1, 0, 2])
         self.assertEqual((er.numel(), ec.numel()), (0, 0))
 
+    def test_match_layers_equals_matching_each_layer(self):
+        """All layers in one solver call give each layer's own assignment (random costs, so
+        the optimum is unique)."""
+        gen = torch.Generator().manual_seed(1)
+        logits = torch.randn(3, 2, 9, 4, generator=gen)
+        boxes = random_boxes(3 * 2 * 9).view(3, 2, 9, 4)
+        targets = [
+            {"labels": torch.tensor([0, 2, 1]), "boxes": random_boxes(3)},
+            {"labels": torch.tensor([3]), "boxes": random_boxes(1)},
+        ]
+        matcher = HungarianMatcher(2.0, 5.0, 2.0)
+        together = matcher.match_layers(logits, boxes, targets)
+        self.assertEqual(len(together), 3)
+        for layer in range(3):
+            alone = matcher(logits[layer], boxes[layer], targets)
+            for (r1, c1), (r2, c2) in zip(together[layer], alone):
+                self.assertEqual((r1.tolist(), c1.tolist()), (r2.tolist(), c2.tolist()))
+
     def test_solvers_reach_scipy_optimum(self):
         """Every solver, on mixed shapes (square, tall, wide, 1x1, empty) in one call, returns
         complete one-to-one assignments whose total equals SciPy's optimum, in input order."""

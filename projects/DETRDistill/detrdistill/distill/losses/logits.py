@@ -76,7 +76,8 @@ class HungarianLogitsDistillation(nn.Module):
         student_class_type: str,
         teacher_class_type: str,
     ) -> tuple[list[tuple[Tensor, Tensor]], Tensor | None]:
-        """Pairs of one layer pair and the (B, Qt) box mask (None in "joint" mode).
+        """Pairs and the (B, Qt) box mask (None in "joint" mode) of a batch; ``forward`` passes
+        all layer pairs at once, stacked into the batch axis (:func:`layers_as_batch`).
 
         Args:
             student_logits: (B, Qs, K_s).
