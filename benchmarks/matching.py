@@ -19,8 +19,8 @@ unmeasured rounds by
 
 * ``scipy_loop``: a plain loop calling ``scipy.optimize.linear_sum_assignment`` on one image's
   matrix at a time (tensor -> NumPy included), the baseline;
-* ``project``: ``detrdistill.modeling.matcher.linear_sum_assignment_batch``, called once per
-  (layer, matcher) with the batch's matrices, as the matchers call it (lapx's Rust
+* ``project``: ``detrdistill.modeling.matcher.linear_sum_assignment_batch``, called as the
+  matchers call it: once per matcher with every layer's and image's matrix (lapx's Rust
   Jonker-Volgenant ``lapjvr_batch`` on ``--threads`` threads; default: torch's thread count);
 * --candidates, other lapx solvers for comparison: ``lapjv`` and ``lapjvx`` (one image at a
   time), ``lapjvh_batch`` (hybrid, batched like the project path).
@@ -117,14 +117,17 @@ def _random_boxes(gen: torch.Generator, *shape: int) -> torch.Tensor:
 def build_workload(
     args: argparse.Namespace, device: torch.device, kind: str = "independent"
 ) -> list[dict]:
-    """The cost matrices of one iteration, grouped as the matchers hand them to the solver.
+    """The cost matrices of one iteration, grouped as the project's matchers hand them to the
+    solver: one group per matcher holding every decoder layer's and image's matrix
+    (``HungarianMatcher.match_layers``; the teacher-student losses stack their layer pairs).
 
     Args:
         kind: "independent" (student and teacher predictions unrelated) or "correlated"
             (student = teacher + noise: boxes ``args.noise`` in cxcywh, logits 0.5).
 
     Returns:
-        list of ``{"kind": "gt"|"teacher_student", "layer": l, "costs": [B tensors]}``.
+        ``[{"kind": "gt", "costs": [L*B tensors]}, {"kind": "teacher_student", ...}]``,
+        layer-major.
     """
     gen = torch.Generator().manual_seed(args.seed)
     bsz, qs, qt, classes = args.batch_size, args.student_queries, args.teacher_queries, args.classes
@@ -137,8 +140,8 @@ def build_workload(
         }
         for _ in range(bsz)
     ]
-    groups = []
-    for layer in range(args.layers):
+    groups = [{"kind": "gt", "costs": []}, {"kind": "teacher_student", "costs": []}]
+    for _ in range(args.layers):
         t_logits = (2 * torch.randn(bsz, qt, classes, generator=gen) - 4).to(device)
         t_boxes = _random_boxes(gen, bsz, qt).to(device)
         if kind == "correlated":
@@ -155,11 +158,11 @@ def build_workload(
             s_logits = (torch.randn(bsz, qs, classes, generator=gen) - 3).to(device)
             s_boxes = _random_boxes(gen, bsz, qs).to(device)
         gt_costs = gt_matcher.cost_matrices(s_logits, s_boxes, targets)
-        groups.append({"kind": "gt", "layer": layer, "costs": list(gt_costs)})
+        groups[0]["costs"] += list(gt_costs)
         ts_cost = ts_matcher.cost_matrix(
             s_logits, s_boxes, class_probabilities(t_logits, "focal"), t_boxes, "focal"
         )
-        groups.append({"kind": "teacher_student", "layer": layer, "costs": list(ts_cost)})
+        groups[1]["costs"] += list(ts_cost)
     return groups
 
 
@@ -227,7 +230,7 @@ def _candidate(name: str, threads: int) -> tuple[Callable, str]:
     if name == "lapjvx":
         return _solve_one_at_a_time(_lapjvx), "lap.lapjvx(extend_cost=True), one image at a time"
     return _solve_batched(lap.lapjvh_batch, threads), (
-        f"lap.lapjvh_batch(extend_cost=True, n_threads={threads}) per (layer, matcher)"
+        f"lap.lapjvh_batch(extend_cost=True, n_threads={threads}) per matcher"
     )
 
 

@@ -40,7 +40,7 @@ def test_smoke_run_writes_the_json(tmp_path):
     assert {"cpu_model", "cpu_logical_cores", "torch", "cuda_device"} <= set(data["machine"])
     workload = data["workload"]
     assert workload["solves_per_iteration"] == 2 * 2 * 2  # (GT + teacher-student) x layers x B
-    assert workload["solver_calls_per_iteration"] == 4
+    assert workload["solver_calls_per_iteration"] == 2  # one per matcher, all layers in it
     assert workload["matrix_shapes"] == {"12x3": 4, "12x9": 4}
     solver = data["project_solver"]
     assert solver["solver"] == "lapx" and solver["lapx_version"] and solver["threads"] >= 1

@@ -30,8 +30,9 @@ def linear_sum_assignment_batch(
 ) -> list[tuple[Tensor, Tensor]]:
     """Solve one minimum-cost bipartite assignment per cost matrix.
 
-    This is the only place that calls a solver. Same-shaped matrices (the images of a batch)
-    are moved to the CPU in one copy and solved in one call on up to ``num_threads`` threads.
+    This is the only place that calls a solver. Same-shaped matrices (the images of a batch,
+    or of all decoder layers) are moved to the CPU in one copy and solved in one call on up to
+    ``num_threads`` threads.
 
     Args:
         costs: list of Tensors of shape (Q_i, n_i); each may live on any device. A matrix with
@@ -52,18 +53,23 @@ def linear_sum_assignment_batch(
     threads = torch.get_num_threads() if num_threads is None else num_threads
     empty = torch.empty(0, dtype=torch.int64)
     results: list[tuple[Tensor, Tensor] | None] = [None] * len(costs)
-    groups: dict[tuple[int, int], list[int]] = {}
+    groups: dict[tuple[tuple[int, ...], torch.device], list[int]] = {}
     for i, cost in enumerate(costs):
         if cost.dim() != 2:
             raise ValueError(f"cost matrix {i} must be 2-D, got shape {tuple(cost.shape)}")
         if cost.numel() == 0:
             results[i] = (empty, empty.clone())
         else:
-            groups.setdefault(tuple(cost.shape), []).append(i)
+            groups.setdefault((tuple(cost.shape), cost.device), []).append(i)
 
-    for members in groups.values():
-        stacked = torch.stack([costs[i].detach() for i in members])
-        matrices = stacked.to("cpu", torch.float64).numpy()
+    for (_, device), members in groups.items():
+        if device.type == "cpu":
+            # NumPy, not torch: a torch op right before the solve leaves torch's OpenMP
+            # threads spinning, and they would compete with the solver's threads.
+            matrices = np.stack([costs[i].detach().numpy() for i in members])
+        else:  # one device-to-host copy for the whole group
+            matrices = torch.stack([costs[i].detach() for i in members]).cpu().numpy()
+        matrices = matrices.astype(np.float64, copy=False)
         finite = np.isfinite(matrices).all(axis=(1, 2))
         if not finite.all():
             bad = members[int(np.argmin(finite))]
