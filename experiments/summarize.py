@@ -52,8 +52,10 @@ def read_run(folder: str) -> dict | None:
     return {"final": evals[-1], "first": evals[0], "evaluations": evals}
 
 
-def mean_std(values: list[float]) -> tuple[float, float]:
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+def spread(values: list[float]) -> dict:
+    """``{"mean", "std" (sample; 0 for one value), "values"}``."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return {"mean": statistics.fmean(values), "std": std, "values": values}
 
 
 def summarize(root: str) -> list[dict]:
@@ -72,18 +74,8 @@ def summarize(root: str) -> list[dict]:
             continue
         entry = {"label": label, "config": config + ".py", "seeds": sorted(runs)}
         for metric in METRICS:
-            values = [runs[s]["final"][metric] for s in sorted(runs)]
-            entry[metric] = {
-                "mean": mean_std(values)[0],
-                "std": mean_std(values)[1],
-                "values": values,
-            }
-        halfway = [runs[s]["first"]["AP"] for s in sorted(runs)]
-        entry["AP_first_eval"] = {
-            "mean": mean_std(halfway)[0],
-            "std": mean_std(halfway)[1],
-            "values": halfway,
-        }
+            entry[metric] = spread([runs[s]["final"][metric] for s in sorted(runs)])
+        entry["AP_first_eval"] = spread([runs[s]["first"]["AP"] for s in sorted(runs)])
         entry["first_eval_iteration"] = runs[sorted(runs)[0]]["first"]["iteration"] + 1
         summary.append(entry)
     return summary

@@ -104,7 +104,8 @@ def test_demo_runs_end_to_end_on_a_tiny_split(tmp_path, monkeypatch, capsys):
     for name in ("baseline", "DETRDistill", "D3ETR"):
         assert [h["iteration"] for h in result["histories"][name]] == [1, 2]
     assert result["teacher_cached"] is False
-    assert result["date"] and result["machine"]["cpu_cores"] >= 1 and result["machine"]["torch"]
+    machine = result["machine"]
+    assert result["date"] and machine["cpu_logical_cores"] >= 1 and machine["torch"]
     for name in ("ap_vs_iteration.png", "detections.png", "results.json", "results.md"):
         assert (out / name).stat().st_size > 0
     assert (out / "teacher" / demo.CACHE_KEY_FILE).is_file()

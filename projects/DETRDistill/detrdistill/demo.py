@@ -23,11 +23,9 @@ detectron2's own ETA; between stages the demo prints the time left for the whole
 from __future__ import annotations
 
 import argparse
-import datetime
 import hashlib
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -44,6 +42,7 @@ from omegaconf import OmegaConf
 
 import detrdistill  # noqa: F401  (registrations)
 from detrdistill.engine import build_model
+from detrdistill.engine.machine import describe_machine, utc_now
 from detrdistill.model_zoo import get_config
 from detrdistill.scripts.distill_views import (
     draw_matched_pairs,
@@ -103,23 +102,6 @@ def _package_sources() -> list[str]:
     for folder, _, names in os.walk(root):
         files += [os.path.join(folder, n) for n in names if n.endswith(".py")]
     return sorted(f for f in files if os.path.abspath(f) != os.path.abspath(__file__))
-
-
-def describe_machine() -> dict:
-    """CPU model, cores, memory and library versions, for the results file."""
-    cpu = platform.processor() or platform.machine()
-    if os.path.isfile("/proc/cpuinfo"):
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    return {
-        "cpu_model": cpu,
-        "cpu_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-    }
 
 
 def teacher_cache_key(stage: Stage) -> str:
@@ -419,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict:
     table = format_table(rows)
     elapsed = time.perf_counter() - progress.start
     result = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": utc_now(),
         "machine": describe_machine(),
         "rows": rows,
         "histories": histories,
