@@ -21,6 +21,7 @@ from detectron2.engine import launch
 
 import detrdistill  # noqa: F401  (registers models, datasets and the model-zoo names)
 from detrdistill.engine import argument_parser, do_eval_only, do_train, setup
+from detrdistill.engine.cli import ConfigOverrideError, load_config
 
 
 def main(args: argparse.Namespace):
@@ -39,11 +40,16 @@ def main(args: argparse.Namespace):
 
 
 def invoke_main() -> None:
-    """Parse the command line and launch :func:`main` in ``--num-gpus`` processes per machine."""
+    """Parse the command line, check the config and its overrides (exit code 2 with the
+    message when refused) and launch :func:`main` in ``--num-gpus`` processes per machine."""
     parser = argument_parser()
     args = parser.parse_args()
     if args.num_machines > 1 and args.dist_url == "auto":
         parser.error("--num-machines > 1 needs --dist-url tcp://<host of machine 0>:<port>")
+    try:  # an unknown config name or a refused override ends here, before processes start
+        load_config(args.config_file, args.opts)
+    except (ConfigOverrideError, RuntimeError) as error:
+        parser.error(str(error))
     launch(
         main,
         args.num_gpus,

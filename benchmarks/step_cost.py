@@ -30,6 +30,7 @@ override a preset; trailing ``key=value`` pairs override every config.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gc
 import os
 import sys
@@ -106,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--num-gt", type=int, default=None, help="boxes per image")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
+        "--amp",
+        choices=("none", "bfloat16", "float16"),
+        default="none",
+        help="mixed precision of every forward pass (float16 adds a GradScaler)",
+    )
+    parser.add_argument(
         "--allow-random-teacher",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -180,26 +187,38 @@ def synthetic_batch(
     return batch
 
 
-def _train_step(model, batch, clip_norm: float | None):
+def _autocast(device: torch.device, amp: str):
+    """Mixed precision around a forward pass: ``amp`` "none", "bfloat16" or "float16"."""
+    if amp == "none":
+        return contextlib.nullcontext()
+    return torch.autocast(device.type, dtype=getattr(torch, amp))
+
+
+def _train_step(model, batch, clip_norm: float | None, device=None, amp: str = "none"):
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=1e-4, weight_decay=1e-4)
+    scaler = torch.amp.GradScaler(enabled=amp == "float16")
 
     def step():
-        losses = model(batch)
-        total = sum(losses.values())
+        with _autocast(device or torch.device("cpu"), amp):
+            losses = model(batch)
+        total = scaler.scale(sum(loss.float() for loss in losses.values()))
         optimizer.zero_grad(set_to_none=True)
         total.backward()
+        scaler.unscale_(optimizer)
         if clip_norm:
             torch.nn.utils.clip_grad_norm_(params, clip_norm)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
 
     return step
 
 
-def _teacher_forward(teacher, batch):
+def _teacher_forward(teacher, batch, device=None, amp: str = "none"):
     @torch.no_grad()
     def step():
-        teacher.run(teacher.preprocess_image(batch))
+        with _autocast(device or torch.device("cpu"), amp):
+            teacher.run(teacher.preprocess_image(batch))
 
     return step
 
@@ -263,17 +282,17 @@ def run(args: argparse.Namespace, configs: list[BenchConfig]) -> dict:
         # (--iters rounds) so that drift of the machine affects all of them alike.
         student = instantiate(cfg.model.student).to(device).train()
         student_info = describe_detector(cfg.model.student, student)
-        student_step = _train_step(student, batch, clip_norm)
+        student_step = _train_step(student, batch, clip_norm, device, args.amp)
         student_memory = measure(student_step, args.memory_iters, args.warmup, device)
         teacher = instantiate(cfg.model.teacher)
         if cfg.model.teacher_weights:
             load_teacher_weights(teacher, cfg.model.teacher_weights)
         teacher.requires_grad_(False).to(device).eval()
         teacher_info = describe_detector(cfg.model.teacher, teacher)
-        teacher_step = _teacher_forward(teacher, batch)
+        teacher_step = _teacher_forward(teacher, batch, device, args.amp)
         teacher_memory = measure(teacher_step, args.memory_iters, args.warmup, device)
         model = instantiate(cfg.model).to(device).train()
-        distill_step = _train_step(model, batch, clip_norm)
+        distill_step = _train_step(model, batch, clip_norm, device, args.amp)
         distill_memory = measure(distill_step, args.memory_iters, args.warmup, device)
         losses = sorted(model.distill_losses)
         timed = measure_interleaved(
@@ -320,6 +339,7 @@ def run(args: argparse.Namespace, configs: list[BenchConfig]) -> dict:
             "image_size": list(settings["image_size"]),
             "num_gt": settings["num_gt"],
             "seed": args.seed,
+            "amp": args.amp,
             "allow_random_teacher": args.allow_random_teacher,
             "optimizer": "AdamW(lr=1e-4, weight_decay=1e-4) + the config's gradient clipping",
             "opts": list(args.opts or []),

@@ -97,3 +97,41 @@ def test_teacher_loader_uses_safe_loading(tmp_path):
     cut.write_bytes(open(odd, "rb").read()[:100])
     with pytest.raises(RuntimeError, match="model.teacher_weights.*not a readable"):
         _read_state_dict(str(cut))
+
+
+TORCH_ADVICE = ("likely succeed", "weights_only=False", "can still be loaded", "two options")
+
+
+def test_file_cut_inside_a_type_name_is_truncated_not_unsafe(tmp_path):
+    path = _release(tmp_path / "release.pth", legacy=True)
+    data = open(path, "rb").read()
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(data[: data.index(b"argparse\n") + 4])  # ends inside "GLOBAL argparse ..."
+    with pytest.raises(CheckpointReadError) as info:
+        safe_load(str(cut))
+    assert not isinstance(info.value, UnsafeCheckpointError)  # nothing to allow: it is cut
+    message = str(info.value)
+    assert "cut.pth is not a readable torch checkpoint" in message and "truncated" in message
+    assert "--allow-unsafe-pickle" not in message
+    assert not any(advice in message for advice in TORCH_ADVICE)
+
+
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+@pytest.mark.parametrize("damage", ["cut", "flipped", "garbage"])
+def test_unreadable_file_messages_leave_out_torch_advice(tmp_path, legacy, damage):
+    data = open(_release(tmp_path / "release.pth", legacy=legacy), "rb").read()
+    if damage == "cut":
+        data = data[: len(data) * 2 // 3]
+    elif damage == "flipped":  # corrupted bytes inside the pickle
+        start = data.index(b"argparse") + 40 if legacy else 200
+        data = data[:start] + bytes(b ^ 0x5A for b in data[start : start + 64]) + data[start + 64 :]
+    else:
+        data = b"hello, this is not a checkpoint at all"
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(data)
+    with pytest.raises(CheckpointReadError) as info:
+        safe_load(str(bad))
+    message = str(info.value)
+    assert "bad.pth is not a readable torch checkpoint" in message
+    assert "Copy or download it again" in message  # what to do
+    assert not any(advice in message for advice in TORCH_ADVICE), message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import torch
@@ -123,6 +124,24 @@ def student_leaves(output):
     return leaves
 
 
+def trainable(output):
+    """A copy whose float tensors are trainable leaves: used for a TEACHER in the gradient
+    checks, so that a missing ``detach`` in a loss shows up as a gradient on it."""
+    return as_student(output)
+
+
+def float_leaves(output):
+    """Every floating tensor of a (nested) output."""
+    leaves = []
+    _map_tensors(output, lambda t: leaves.append(t) if t.is_floating_point() else None)
+    return leaves
+
+
+def grad_norm(tensors):
+    """Total absolute gradient over tensors (0 where ``.grad`` is None)."""
+    return sum(0.0 if t.grad is None else t.grad.abs().sum().item() for t in tensors)
+
+
 def make_inputs(teacher, student, targets=None, layer_pairs=None, **kwargs):
     batch = teacher.decoder.pred_logits.shape[1]
     if targets is None:
@@ -138,6 +157,12 @@ def make_inputs(teacher, student, targets=None, layer_pairs=None, **kwargs):
 
 def sigmoid(x):
     return 1 / (1 + math.exp(-x))
+
+
+def soft_bce(p, s):
+    """Hand formula: BCE of logit s against the soft target p."""
+    q = sigmoid(s)
+    return -(p * math.log(q) + (1 - p) * math.log(1 - q))
 
 
 def binary_kl(p, s):
@@ -164,3 +189,87 @@ def iou_giou(a, b):
     hull = (max(ax1, bx1) - min(ax0, bx0)) * (max(ay1, by1) - min(ay0, by0))
     iou = inter / union
     return iou, iou - (hull - union) / hull
+
+
+def naive_cost(s_logit, s_box, t_prob, t_box, kind="focal", reduction="sum", weights=(1, 5, 2)):
+    """One (student, teacher) pair's matching cost from explicit formulas (python floats)."""
+    if kind == "focal":
+        cls = sum(soft_bce(p, x) for x, p in zip(s_logit, t_prob))
+        cls /= len(t_prob) if reduction == "mean" else 1
+    else:
+        norm = math.log(sum(math.exp(x) for x in s_logit))
+        cls = -sum(p * (x - norm) for x, p in zip(s_logit, t_prob))
+    l1 = sum(abs(a - b) for a, b in zip(s_box, t_box))
+    _, giou = iou_giou(s_box, t_box)
+    return weights[0] * cls + weights[1] * l1 - weights[2] * giou
+
+
+def brute_force(cost, rows, cols):
+    """Minimum-cost injective assignment of the smaller side by enumeration.
+
+    Args:
+        cost: nested list, ``cost[r][c]``.
+        rows, cols: the candidate row / column indices.
+
+    Returns:
+        tuple (total, sorted list of (row, col)).
+    """
+    best, best_pairs = math.inf, []
+    if len(rows) <= len(cols):
+        candidates = ((rows, perm) for perm in itertools.permutations(cols, len(rows)))
+    else:
+        candidates = ((perm, cols) for perm in itertools.permutations(rows, len(cols)))
+    for rs, cs in candidates:
+        total = sum(cost[r][c] for r, c in zip(rs, cs))
+        if total < best:
+            best, best_pairs = total, sorted(zip(rs, cs))
+    return best, best_pairs
+
+
+def hand_cost_matrix(s_logits, s_boxes, t_logits, t_boxes, **kwargs):
+    """(Qs, Qt) nested list of :func:`naive_cost` of one image (focal teacher logits)."""
+    t_probs = [[sigmoid(x) for x in row] for row in t_logits.tolist()]
+    return [
+        [naive_cost(sl, sb, tp, tb, **kwargs) for tp, tb in zip(t_probs, t_boxes.tolist())]
+        for sl, sb in zip(s_logits.tolist(), s_boxes.tolist())
+    ]
+
+
+def hand_prediction_loss(s_logits, s_boxes, t_logits, t_boxes, pairs, weights=(1, 5, 2)):
+    """Focal-focal prediction distillation of one layer by hand (soft BCE, L1, 1 - GIoU), each
+    divided by the number of pairs.
+
+    Args:
+        s_logits, s_boxes, t_logits, t_boxes: (B, Q, .) tensors of one layer.
+        pairs: B lists of (student, teacher) python index pairs.
+
+    Returns:
+        dict of python floats ``class``, ``bbox``, ``giou``.
+    """
+    cls = l1 = giou = 0.0
+    count = 0
+    for b, image_pairs in enumerate(pairs):
+        for i, j in image_pairs:
+            s, t = s_logits[b, i].tolist(), t_logits[b, j].tolist()
+            sb, tb = s_boxes[b, i].tolist(), t_boxes[b, j].tolist()
+            cls += sum(soft_bce(sigmoid(y), x) for x, y in zip(s, t))
+            l1 += sum(abs(x - y) for x, y in zip(sb, tb))
+            giou += 1 - iou_giou(sb, tb)[1]
+            count += 1
+    count = max(count, 1)
+    return {
+        "class": weights[0] * cls / count,
+        "bbox": weights[1] * l1 / count,
+        "giou": weights[2] * giou / count,
+    }
+
+
+def hand_kl_rows(student_rows, teacher_rows, eps=1e-6):
+    """Mean over rows of KL(teacher || student) after ``(a + eps) / sum(a + eps)`` (floats)."""
+    total = 0.0
+    for s, t in zip(student_rows, teacher_rows):
+        s = [max(x, 0.0) + eps for x in s]
+        t = [max(x, 0.0) + eps for x in t]
+        s_sum, t_sum = sum(s), sum(t)
+        total += sum((b / t_sum) * math.log((b / t_sum) / (a / s_sum)) for a, b in zip(s, t))
+    return total / len(student_rows)

@@ -115,55 +115,98 @@ def test_teacher_is_frozen_in_eval_mode_and_never_changes(tmp_path):
 def test_zero_weights_train_exactly_like_the_plain_student(tmp_path, method):
     """Teacher, extra query group and zero-weighted terms leave student training unchanged.
 
-    SGD with momentum and the trainer's gradient clipping, not AdamW: the extra (zero-gradient)
-    adapter parameters change the summation order of the global grad norm by one ulp, and Adam
-    turns the pure-noise gradients of biases that GroupNorm cancels into full +-lr steps, which
-    would hide real differences behind 1e-4 noise. SGD shows any real leak (a teacher gradient,
-    changed BatchNorm statistics, RNG consumed, a perturbed own-query output) just the same.
+    End to end through ``do_train`` with the config's own training loader (its default worker
+    count and augmentation): building the teacher must not change the data (the loader is
+    seeded from ``train.seed``, not from the global RNG left after building the model), and the
+    losses must match step for step. Both runs start from the same student weights
+    (``train.init_checkpoint``). SGD with momentum and the trainer's gradient clipping, not
+    AdamW: the extra (zero-gradient) adapter parameters change the summation order of the
+    global grad norm by one ulp, and Adam turns the pure-noise gradients of biases that
+    GroupNorm cancels into full +-lr steps, which would hide real differences behind 1e-4 noise.
+    SGD shows any real leak (a teacher gradient, changed BatchNorm statistics, RNG consumed, a
+    perturbed own-query output) just the same.
     """
-    cfg = tiny_distill_config(f"{method}/shapes_deformable_tiny.py", tmp_path)
+    from detectron2.config import LazyCall as L
+
+    name = f"{method}/shapes_deformable_tiny.py"
+    cfg = tiny_distill_config(name, tmp_path, max_iter=3)
+    cfg.dataloader.train.num_workers = model_zoo.get_config(name).dataloader.train.num_workers
+    assert cfg.dataloader.train.num_workers > 0  # the default loader, with worker processes
+    del cfg.dataloader["evaluator"]  # no evaluation after the last iteration
+    cfg.train.checkpointer.period = 1000
+    cfg.optimizer = L(torch.optim.SGD)(
+        params=cfg.optimizer.params, lr=0.05, momentum=0.9, weight_decay=1e-4
+    )
     if method == "detrdistill":  # every DETRDistill term, the optional contrastive one included
         library = LazyConfig.load(model_zoo.get_config_file("common/distill_losses.py"))
         cfg.model.losses["contrastive"] = library.detrdistill_losses.contrastive
         cfg.model.loss_weights["contrastive"] = 0.0
-    for name in cfg.model.loss_weights:
-        cfg.model.loss_weights[name] = 0.0
+    for key in cfg.model.loss_weights:
+        cfg.model.loss_weights[key] = 0.0
     torch.manual_seed(0)
-    wrapper = instantiate(cfg.model)
-    torch.manual_seed(0)
-    plain = instantiate(cfg.model.student)
-    plain.load_state_dict(wrapper.student.state_dict())
-    torch.manual_seed(1)
-    train_steps(wrapper, 3, lr=0.05, optimizer_class=torch.optim.SGD)
-    torch.manual_seed(1)
-    train_steps(plain, 3, lr=0.05, optimizer_class=torch.optim.SGD)
+    init = str(tmp_path / "student_init.pth")
+    torch.save({"model": instantiate(cfg.model.student).state_dict()}, init)
+    cfg.train.init_checkpoint = init
+
+    def train(config, output_dir):
+        config = copy.deepcopy(config)
+        config.train.output_dir = str(tmp_path / output_dir)
+        torch.manual_seed(0)  # as train_net's setup does from train.seed
+        trainer = do_train(config)
+        histories = trainer.storage.histories()
+        losses = {k: dict((i, v) for v, i in h.values()) for k, h in histories.items()}
+        return trainer.model, {k: v for k, v in losses.items() if k.startswith("loss_")}
+
+    plain_cfg = copy.deepcopy(cfg)
+    plain_cfg.model = cfg.model.student
+    plain, plain_losses = train(plain_cfg, "plain")
+    wrapper, wrapper_losses = train(cfg, "zero")
+    assert plain_losses and set(plain_losses) <= set(wrapper_losses)
+    step_diff = max(
+        abs(wrapper_losses[k][i] - v) for k, steps in plain_losses.items() for i, v in steps.items()
+    )
+    assert step_diff <= 1e-5, f"student losses differ by up to {step_diff}"
     distilled = wrapper.student.state_dict()
     for key, value in plain.state_dict().items():
         torch.testing.assert_close(distilled[key], value, atol=1e-5, rtol=0, msg=key)
     # ... while non-zero weights do change the student (the test is not vacuous)
-    cfg.model.loss_weights.update({name: 1.0 for name in cfg.model.loss_weights})
-    torch.manual_seed(0)
-    weighted = instantiate(cfg.model)
-    torch.manual_seed(1)
-    train_steps(weighted, 3, lr=0.05, optimizer_class=torch.optim.SGD)
+    cfg.model.loss_weights.update({key: 1.0 for key in cfg.model.loss_weights})
+    weighted, _ = train(cfg, "weighted")
     trained = weighted.student.state_dict()
     diffs = [(trained[k] - v).abs().max() for k, v in plain.state_dict().items()]
     assert max(diffs) > 1e-4
 
 
-def test_auxiliary_group_does_not_change_inference(tmp_path):
+def test_auxiliary_group_does_not_change_the_students_own_outputs(tmp_path):
+    """In training mode (where the group is built), the student's own queries give the same
+    outputs with and without the teacher-query group in the decoder pass (no dropout in the
+    tiny models: deterministic), while the group itself is decoded."""
     cfg = tiny_distill_config(MAIN_CONFIG, tmp_path)
     torch.manual_seed(0)
-    model = instantiate(cfg.model).eval()
-    batch = [{"image": x["image"], "height": 96, "width": 96} for x in tiny_batch()]
+    model = instantiate(cfg.model).train()
+    student = model.student
+    assert model.needs_teacher_queries and student.training
+    modules = list(student.modules())
+    assert all(m.p == 0 for m in modules if isinstance(m, torch.nn.Dropout))
+    batch = tiny_batch()
+    teacher_out = model.run_teacher(batch)
+    group = model.teacher_query_group(teacher_out.queries)
+    images = student.preprocess_image(batch)
     with torch.no_grad():
-        wrapped = model(batch)
-        alone = model.student(batch)
-    for a, b in zip(wrapped, alone):
-        torch.testing.assert_close(
-            a["instances"].pred_boxes.tensor, b["instances"].pred_boxes.tensor
-        )
-        torch.testing.assert_close(a["instances"].scores, b["instances"].scores)
+        with_group = student.run(images, extra_queries=group, return_attention=True)
+        alone = student.run(images, return_attention=True)
+    own, ref = with_group.decoder, alone.decoder
+    for name in ("pred_logits", "pred_boxes", "hidden_states", "enc_logits", "enc_boxes"):
+        torch.testing.assert_close(getattr(own, name), getattr(ref, name), atol=1e-5, rtol=0)
+    for a, b in zip(own.self_attn, ref.self_attn):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    # the group really ran: its own outputs, one per teacher query, in every layer
+    assert alone.extra is None and with_group.extra is not None
+    num_teacher = teacher_out.decoder.pred_logits.shape[2]
+    assert num_teacher != own.pred_logits.shape[2]
+    assert with_group.extra.pred_logits.shape[:3] == (2, 2, num_teacher)
+    assert with_group.extra.self_attn[0].shape[-1] == num_teacher
+    assert torch.isfinite(with_group.extra.pred_boxes).all()
 
 
 def test_cross_variant_pair_trains(tmp_path):

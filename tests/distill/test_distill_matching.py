@@ -1,40 +1,9 @@
-import itertools
-import math
 import unittest
 
 import torch
-from distill_testing import iou_giou, random_boxes
+from distill_testing import brute_force, naive_cost, random_boxes
 
 from detrdistill.distill import TeacherStudentMatcher, class_probabilities
-
-
-def naive_cost(s_logit, s_box, t_prob, t_box, kind, reduction, weights=(1.0, 5.0, 2.0)):
-    """One pair's cost from explicit formulas (python floats)."""
-    num_classes = len(t_prob)
-    if kind == "focal":
-        bce = [
-            -(p * math.log(1 / (1 + math.exp(-x))) + (1 - p) * math.log(1 - 1 / (1 + math.exp(-x))))
-            for x, p in zip(s_logit, t_prob)
-        ]
-        cls = sum(bce) / (num_classes if reduction == "mean" else 1)
-    else:
-        norm = math.log(sum(math.exp(x) for x in s_logit))
-        cls = -sum(p * (x - norm) for x, p in zip(s_logit, t_prob))
-    l1 = sum(abs(a - b) for a, b in zip(s_box, t_box))
-    _, giou = iou_giou(s_box, t_box)
-    return weights[0] * cls + weights[1] * l1 - weights[2] * giou
-
-
-def brute_force(cost, rows, cols):
-    """Minimum total cost over all injective assignments of the smaller side."""
-    best = math.inf
-    if len(rows) <= len(cols):
-        for perm in itertools.permutations(cols, len(rows)):
-            best = min(best, sum(cost[r][c] for r, c in zip(rows, perm)))
-    else:
-        for perm in itertools.permutations(rows, len(cols)):
-            best = min(best, sum(cost[r][c] for r, c in zip(perm, cols)))
-    return best
 
 
 class TestClassProbabilities(unittest.TestCase):
@@ -81,7 +50,7 @@ class TestTeacherStudentMatcher(unittest.TestCase):
             self.assertEqual(len(set(ti.tolist())), len(ti))
             self.assertEqual(si.tolist(), sorted(si.tolist()))
             found = sum(cost[i][j] for i, j in zip(si.tolist(), ti.tolist()))
-            self.assertAlmostEqual(found, brute_force(cost, list(range(qs)), cols), places=4)
+            self.assertAlmostEqual(found, brute_force(cost, list(range(qs)), cols)[0], places=4)
             # the batched cost matrix equals the hand formulas
             full = matcher.cost_matrix(s_logits, s_boxes, t_probs, t_boxes, kind)[b]
             torch.testing.assert_close(
@@ -99,23 +68,76 @@ class TestTeacherStudentMatcher(unittest.TestCase):
         mask = torch.tensor([[True, False, True, True], [False, True, False, False]])
         self._check(3, 4, "focal", "mean", mask=mask)
 
-    def test_student_mask_and_class_only(self):
-        s_logits = torch.tensor([[[3.0, -3.0], [-3.0, 3.0], [0.0, 0.0]]])
-        s_boxes = random_boxes(1, 3)
-        t_probs = torch.tensor([[[0.05, 0.95], [0.95, 0.05]]])
-        t_boxes = random_boxes(1, 2)
+    def test_defaults(self):
         matcher = TeacherStudentMatcher()
+        self.assertEqual(matcher.class_cost_reduction, "sum")
+        self.assertFalse(matcher.clamp_student_boxes)
+        self.assertEqual((matcher.cost_class, matcher.cost_bbox, matcher.cost_giou), (1, 5, 2))
+
+    def test_student_mask_and_box_only(self):
+        # classes say student 0 <-> teacher 1 and student 1 <-> teacher 0; boxes say the opposite
+        s_logits = torch.tensor([[[3.0, -3.0], [-3.0, 3.0], [0.0, 0.0]]])
+        s_boxes = torch.tensor([[[0.3, 0.3, 0.2, 0.2], [0.7, 0.7, 0.2, 0.2], [0.3, 0.3, 0.2, 0.2]]])
+        t_probs = torch.tensor([[[0.01, 0.99], [0.99, 0.01]]])
+        t_boxes = torch.tensor([[[0.31, 0.3, 0.2, 0.2], [0.69, 0.7, 0.2, 0.2]]])
+        matcher = TeacherStudentMatcher(cost_class=10.0)
+        student_mask = torch.tensor([[True, True, False]])  # student 2 (on teacher 0) is out
         ((si, ti),) = matcher(
-            s_logits,
-            s_boxes,
-            t_probs,
-            t_boxes,
-            "focal",
-            student_mask=torch.tensor([[True, True, False]]),
-            class_only=True,
+            s_logits, s_boxes, t_probs, t_boxes, "focal", student_mask=student_mask
         )
-        self.assertEqual(si.tolist(), [0, 1])
-        self.assertEqual(ti.tolist(), [1, 0])
+        self.assertEqual((si.tolist(), ti.tolist()), ([0, 1], [1, 0]))
+        ((si, ti),) = matcher(
+            s_logits, s_boxes, t_probs, t_boxes, "focal", student_mask=student_mask, box_only=True
+        )
+        self.assertEqual((si.tolist(), ti.tolist()), ([0, 1], [0, 1]))
+        # the box-only cost is L1 and GIoU alone
+        cost = matcher.cost_matrix(s_logits, s_boxes, t_probs, t_boxes, "focal", box_only=True)
+        expected = naive_cost(
+            s_logits[0, 0].tolist(),
+            s_boxes[0, 0].tolist(),
+            t_probs[0, 1].tolist(),
+            t_boxes[0, 1].tolist(),
+            weights=(0.0, 5.0, 2.0),
+        )
+        self.assertAlmostEqual(cost[0, 0, 1].item(), expected, places=5)
+
+    def test_clamp_student_boxes(self):
+        s_far = torch.tensor([[[1.2, 0.5, 0.3, 0.2]]])  # centre outside the image
+        t_boxes = torch.tensor([[[0.5, 0.5, 0.2, 0.2]]])
+        logits, probs = torch.zeros(1, 1, 2), torch.full((1, 1, 2), 0.5)
+        raw = TeacherStudentMatcher(cost_class=0.0, cost_giou=0.0)
+        clamped = TeacherStudentMatcher(cost_class=0.0, cost_giou=0.0, clamp_student_boxes=True)
+        # L1 on cxcywh: raw |1.2 - 0.5| + |0.3 - 0.2| = 0.8; clipped to [0, 1]: 0.5 + 0.1 = 0.6
+        self.assertAlmostEqual(
+            raw.cost_matrix(logits, s_far, probs, t_boxes, "focal").item(), 5 * 0.8, places=5
+        )
+        self.assertAlmostEqual(
+            clamped.cost_matrix(logits, s_far, probs, t_boxes, "focal").item(), 5 * 0.6, places=5
+        )
+
+    def test_sum_reduction_recovers_a_permuted_teacher_at_80_classes(self):
+        """The teacher predicts the student's classes exactly, in another order, with noisy
+        boxes of similar objects: the class term must decide. Summed over 80 classes it does;
+        averaged (divided by 80) it is drowned by the box noise."""
+        torch.manual_seed(0)
+        queries, classes = 30, 80
+        s_logits = 2 * torch.randn(1, queries, classes) - 2
+        centre = 0.4 + 0.2 * torch.rand(1, queries, 2)
+        size = 0.2 + 0.05 * torch.rand(1, queries, 2)
+        s_boxes = torch.cat([centre, size], -1)
+        perm = torch.randperm(queries)  # teacher query j is student query perm[j]
+        t_probs = s_logits[:, perm].sigmoid()
+        t_boxes = s_boxes[:, perm] + 0.05 * torch.randn(1, queries, 4)
+        recovered = {}
+        for reduction in ("sum", "mean"):
+            ((si, ti),) = TeacherStudentMatcher(class_cost_reduction=reduction)(
+                s_logits, s_boxes, t_probs, t_boxes, "focal"
+            )
+            recovered[reduction] = (perm[ti] == si).float().mean().item()
+        ((si, ti),) = TeacherStudentMatcher()(s_logits, s_boxes, t_probs, t_boxes, "focal")
+        self.assertEqual((perm[ti] == si).float().mean().item(), recovered["sum"])  # default
+        self.assertGreaterEqual(recovered["sum"], 29 / 30)
+        self.assertLess(recovered["mean"], 0.8)
 
     def test_identical_gives_identity(self):
         torch.manual_seed(0)

@@ -215,3 +215,15 @@ def test_amp_on_cuda(dtype):
     assert (trainer.grad_scaler is not None) == (dtype == "float16")
     losses = history(trainer, "total_loss")
     assert all(torch.isfinite(torch.tensor(losses))) and losses[-1] < losses[0]
+
+
+def test_checkpoint_state_restores_the_random_state():
+    """Dropout after --resume draws what it would have drawn: the trainer state carries torch's
+    random state, and loading it puts the generator back."""
+    trainer = make_trainer()
+    torch.manual_seed(123)
+    state = trainer.state_dict()
+    expected = torch.rand(5)
+    torch.manual_seed(999)  # a resumed process starts from another state
+    make_trainer().load_state_dict(state)
+    assert torch.equal(torch.rand(5), expected)

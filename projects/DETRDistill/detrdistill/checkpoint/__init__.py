@@ -1,6 +1,15 @@
-"""Checkpoint helpers: the ``detrdistill://`` path prefix for locally cached checkpoints, and
-loading checkpoint files without unrestricted unpickling (:func:`safe_load`)."""
+"""Checkpoint helpers: the ``detrdistill://`` path prefix for locally cached checkpoints,
+loading checkpoint files without unrestricted unpickling (:func:`safe_load`) and loading
+``train.init_checkpoint`` into a model (:func:`load_init_checkpoint`)."""
 
+from .init_checkpoint import (
+    DISTILLATION_PREFIXES,
+    InitCheckpointer,
+    describe_key_mismatch,
+    extract_student_state_dict,
+    is_distillation_state_dict,
+    load_init_checkpoint,
+)
 from .path_handler import (
     CHECKPOINTS_ENV,
     PREFIX,
@@ -18,12 +27,18 @@ from .safe_load import (
 
 __all__ = [
     "CHECKPOINTS_ENV",
+    "DISTILLATION_PREFIXES",
     "PREFIX",
     "SAFE_GLOBALS",
     "CheckpointReadError",
     "DetrDistillHandler",
+    "InitCheckpointer",
     "UnsafeCheckpointError",
     "checkpoint_cache_dir",
+    "describe_key_mismatch",
+    "extract_student_state_dict",
+    "is_distillation_state_dict",
+    "load_init_checkpoint",
     "register_path_handler",
     "safe_globals_names",
     "safe_load",

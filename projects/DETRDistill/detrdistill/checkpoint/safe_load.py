@@ -8,12 +8,18 @@ types are harmless to rebuild, so :func:`safe_load` allows exactly them
 :class:`UnsafeCheckpointError`, which names the types and the explicit opt-in
 (``allow_unsafe=True``, ``--allow-unsafe-pickle`` on the converter's command line): it is never
 unpickled without restrictions behind the caller's back.
+
+Files that cannot be read (truncated, corrupted, not a torch checkpoint) raise
+:class:`CheckpointReadError` saying so and what to do. torch's own advice in its message (that
+re-running with ``weights_only=False`` "will likely succeed") is left out: for such files it is
+wrong, and for the others it would skip the safety this module exists for.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import mmap
 import os
 import pickle
 import re
@@ -110,14 +116,41 @@ class UnsafeCheckpointError(CheckpointReadError):
 _GLOBAL_IN_MESSAGE = re.compile(r"GLOBAL ([\w.]+)")
 
 
+_DOTTED_NAME = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)+")
+
+
+def _complete_in_file(local: str, name: str) -> bool:
+    """Whether the GLOBAL opcode naming ``name`` is complete in the (legacy-format) file.
+
+    A file cut inside the opcode makes the unpickler read a partial name (``numpy.dt``,
+    ``collectio.``): the ``module\nname\n`` bytes of the opcode are then not in the file.
+    """
+    if not _DOTTED_NAME.fullmatch(name):
+        return False
+    module, _, attribute = name.rpartition(".")
+    needle = f"{module}\n{attribute}\n".encode()
+    try:
+        with open(local, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return data.find(needle) >= 0
+    except (OSError, ValueError):  # empty file, no mmap: cannot tell
+        return True
+
+
+def _globals_in_message(error: Exception) -> list[str]:
+    return _GLOBAL_IN_MESSAGE.findall(str(error))
+
+
 def _refused_globals(local: str, error: Exception) -> list[str]:
-    """Names of the types in ``local`` that weights-only loading refuses (ours allowed)."""
+    """Names of the types in ``local`` that weights-only loading refuses (ours allowed).
+
+    A partial name read from a file cut inside a GLOBAL opcode (``collectio.``) is not a type
+    the file holds: it is left out, and the file is reported as truncated instead.
+    """
     allowed = safe_globals_names()
-    names: list[str] = []
     try:  # lists them all, but only for zip-format files (torch >= 1.6)
         names = list(torch.serialization.get_unsafe_globals_in_checkpoint(local))
     except Exception:  # legacy (torch < 1.6) format: read the one named in the error
-        names = _GLOBAL_IN_MESSAGE.findall(str(error))
+        names = [name for name in _globals_in_message(error) if _complete_in_file(local, name)]
     return sorted({name for name in names if name not in allowed})
 
 
@@ -146,8 +179,8 @@ def safe_load(path: str, *, allow_unsafe: bool = False, map_location: Any = "cpu
         logger.warning("Loading %s with unrestricted unpickling (allow_unsafe=True)", path)
         try:
             return torch.load(local, map_location=map_location, weights_only=False)
-        except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError) as error:
-            raise _read_error(path, error) from error
+        except (RuntimeError, EOFError, pickle.UnpicklingError, ValueError, KeyError) as error:
+            raise _read_error(path, error, weights_only=False) from error
     if not hasattr(torch.serialization, "safe_globals"):
         raise RuntimeError(
             f"reading {path} safely needs torch >= 2.5 (torch.serialization.safe_globals)"
@@ -160,13 +193,62 @@ def safe_load(path: str, *, allow_unsafe: bool = False, map_location: Any = "cpu
         if refused:
             raise UnsafeCheckpointError(path, refused) from error
         raise _read_error(path, error) from error
-    except (RuntimeError, EOFError, ValueError, OSError) as error:
+    except Exception as error:  # EOFError, RuntimeError (zip), KeyError (not a torch file)...
         raise _read_error(path, error) from error
 
 
-def _read_error(path: str, error: Exception) -> CheckpointReadError:
-    detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+#: Where torch's explanations and advice start in its messages; everything from there is cut.
+_ADVICE_MARKERS = (
+    " Please use `torch.serialization",
+    " This is an internal miniz error",
+    "Check the documentation of torch.load",
+)
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _torch_reason(error: Exception) -> str:
+    """What torch says is wrong, without its advice (``weights_only=False`` "will likely
+    succeed", allow-listing the type): one line."""
+    text = _ANSI.sub("", str(error))
+    marker = "WeightsUnpickler error:"
+    if marker in text:  # the weights-only unpickler: the reason follows its long preamble
+        text = text[text.index(marker) + len(marker) :]
+    for cut in _ADVICE_MARKERS:
+        if cut in text:
+            text = text[: text.index(cut)]
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    reason = lines[0].rstrip(".") if lines else ""
+    if "weights_only" in reason:  # any other wording of torch's advice
+        reason = ""
+    return f"{type(error).__name__}: {reason}" if reason else type(error).__name__
+
+
+def _read_error(path: str, error: Exception, weights_only: bool = True) -> CheckpointReadError:
+    """The error for a file torch cannot read, saying what is wrong and what to do."""
+    local = PathManager.get_local_path(path)
+    size = os.path.getsize(local)
+    reason = _torch_reason(error)
+    cut_global = any(  # a GLOBAL opcode cut short: the file ends inside it
+        not _complete_in_file(local, name) for name in _globals_in_message(error)
+    )
+    truncated = (
+        size == 0 or cut_global or isinstance(error, EOFError) or "central directory" in str(error)
+    )
+    if truncated:
+        what = (
+            "the file is truncated (an interrupted download or copy) or corrupted; no way of "
+            "loading it can repair that"
+        )
+    elif weights_only and isinstance(error, pickle.UnpicklingError):
+        what = (
+            "the file is corrupted, or holds data that safe (weights-only) loading refuses; "
+            "a published checkpoint from a source you trust can be converted with "
+            "`python -m detrdistill.convert` (see docs/converting_teachers.md)"
+        )
+    else:
+        what = "the file is truncated, corrupted or not a torch checkpoint (.pth)"
     return CheckpointReadError(
-        f"{path} is not a readable torch checkpoint (truncated, corrupted or another format; "
-        f"size {os.path.getsize(PathManager.get_local_path(path))} bytes): {detail}"
+        f"{path} is not a readable torch checkpoint ({size} bytes; {reason}): {what}. Copy or "
+        "download it again (compare its size or checksum with the source) or re-create it "
+        "(train_net.py, python -m detrdistill.convert), then point the config key at it."
     )

@@ -1,4 +1,5 @@
-"""Data: the embedded synthetic shapes set, COCO-format registration and the DETR mapper.
+"""Data: the embedded synthetic shapes set, COCO-format registration, the DETR mapper and the
+seeded, resumable training loader.
 
 Importing this package registers ``shapes_train`` and ``shapes_val`` (lazily: the images are
 generated into the cache on first load). COCO 2017 (``coco_2017_train``/``coco_2017_val``) is
@@ -7,6 +8,7 @@ registered by detectron2 itself under ``$DETECTRON2_DATASETS``.
 
 from .datasets import (
     DEFAULT_SHAPES_SPLITS,
+    check_category_ids,
     config_placeholder,
     get_coco_dataset_dicts,
     get_shapes_dataset_dicts,
@@ -15,6 +17,7 @@ from .datasets import (
     register_default_shapes_datasets,
     register_shapes_dataset,
 )
+from .loader import SeededTrainLoader, build_detr_train_loader, sample_seed
 from .mapper import DetrDatasetMapper, build_detr_augmentations, build_detr_test_augmentations
 from .synthetic_shapes import (
     SHAPES_CACHE_ENV,
@@ -33,8 +36,11 @@ __all__ = [
     "SHAPES_CLASSES",
     "SHAPES_VERSION",
     "DetrDatasetMapper",
+    "SeededTrainLoader",
     "build_detr_augmentations",
     "build_detr_test_augmentations",
+    "build_detr_train_loader",
+    "check_category_ids",
     "config_placeholder",
     "default_shapes_root",
     "ensure_shapes_split",
@@ -46,6 +52,7 @@ __all__ = [
     "register_default_shapes_datasets",
     "register_shapes_dataset",
     "render_shapes_image",
+    "sample_seed",
     "shapes_split_dir",
 ]
 

@@ -43,6 +43,7 @@ __all__ = [
     "register_coco_dataset",
     "get_coco_dataset_dicts",
     "load_coco_json_checked",
+    "check_category_ids",
 ]
 
 logger = logging.getLogger(__name__)
@@ -206,6 +207,10 @@ def load_coco_json_checked(json_file: str, image_root: str, dataset_name: str) -
         image_root: folder the json's ``file_name`` entries are relative to.
         dataset_name: name whose metadata receives ``thing_classes`` and the id map.
 
+    Annotations whose box has a width or height that is not positive (zero, negative or NaN)
+    are dropped, with one warning that counts them and names the file: the mapper would turn a
+    negative-size box into another, valid-looking box, and a zero-size box marks no object.
+
     Returns:
         detectron2 dataset dicts.
 
@@ -232,7 +237,93 @@ def load_coco_json_checked(json_file: str, image_root: str, dataset_name: str) -
         raise ValueError(
             f"Dataset '{dataset_name}': COCO annotation file '{json_file}' lists no images"
         )
+    _drop_degenerate_boxes(dicts, json_file, dataset_name)
     return dicts
+
+
+def _box_is_valid(bbox) -> bool:
+    # XYWH_ABS as load_coco_json returns it; "not (w > 0)" is also true for NaN
+    return len(bbox) == 4 and bbox[2] > 0 and bbox[3] > 0
+
+
+def _drop_degenerate_boxes(dicts: list[dict], json_file: str, dataset_name: str) -> int:
+    """Remove annotations with a non-positive box width/height in place; one warning in all."""
+    dropped, example = 0, None
+    for record in dicts:
+        annos = record.get("annotations")
+        if not annos:
+            continue
+        kept = [a for a in annos if "bbox" not in a or _box_is_valid(a["bbox"])]
+        if len(kept) != len(annos):
+            if example is None:
+                bad = next(a for a in annos if "bbox" in a and not _box_is_valid(a["bbox"]))
+                example = (record.get("file_name"), list(bad["bbox"]))
+            dropped += len(annos) - len(kept)
+            record["annotations"] = kept
+    if dropped:
+        logger.warning(
+            "Dataset '%s': dropped %d annotation(s) whose box width or height is not positive "
+            "from '%s' (first: image '%s', bbox [x, y, w, h] = %s).",
+            dataset_name,
+            dropped,
+            json_file,
+            example[0],
+            example[1],
+        )
+    return dropped
+
+
+def check_category_ids(
+    dataset_dicts: list[dict],
+    num_classes: int,
+    *,
+    num_classes_key: str = "model.num_classes",
+    dataset_names: str | list[str] | tuple[str, ...] | None = None,
+) -> None:
+    """Fail if an annotation's (contiguous) ``category_id`` is not below ``num_classes``.
+
+    Such ids crash DETR's matcher in training and can never be predicted in evaluation (their
+    AP is silently 0), so this runs when the loaders are built.
+
+    Args:
+        dataset_dicts: detectron2 dataset dicts (``annotations[i]["category_id"]`` contiguous).
+        num_classes: the model's number of foreground classes.
+        num_classes_key: config key of ``num_classes``, named in the error.
+        dataset_names: names of the datasets the dicts come from; their ``json_file`` and
+            ``thing_classes`` metadata (where set) are named in the error.
+
+    Raises:
+        ValueError: names the dataset(s), their json file(s), the largest category id, the
+            number of categories and ``num_classes_key``.
+    """
+    max_id = -1
+    for record in dataset_dicts:
+        for anno in record.get("annotations", ()):
+            category = anno.get("category_id")
+            if category is not None and category > max_id:
+                max_id = int(category)
+    if max_id < num_classes:
+        return
+    if isinstance(dataset_names, str):
+        dataset_names = [dataset_names]
+    sources = []
+    num_categories = None
+    for name in dataset_names or ():
+        meta = MetadataCatalog.get(name)
+        json_file = meta.get("json_file")
+        sources.append(f"'{name}' (json file '{json_file}')" if json_file else f"'{name}'")
+        classes = meta.get("thing_classes")
+        if classes is not None:
+            num_categories = max(num_categories or 0, len(classes))
+    where = f"Dataset {', '.join(sources)}" if sources else "The dataset"
+    categories = f"; {num_categories} categories in the json" if num_categories else ""
+    needed = max(max_id + 1, num_categories or 0)
+    raise ValueError(
+        f"{where} has category ids up to {max_id} (contiguous, 0-based{categories}), but "
+        f"{num_classes_key} is {num_classes}: the model can only predict ids 0..{num_classes - 1}. "
+        f"Set {num_classes_key}={needed} (e.g. on the command line) or fix the categories of "
+        "the json file."
+    )
 
 
 def _same_path(a, b) -> bool:

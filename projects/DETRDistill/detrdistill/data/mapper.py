@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
+from detectron2.structures import BoxMode
 
 __all__ = ["DetrDatasetMapper", "build_detr_augmentations", "build_detr_test_augmentations"]
 
@@ -101,15 +102,26 @@ def _as_augmentation_list(augs, what: str) -> T.AugmentationList:
     return T.AugmentationList(augs)
 
 
+def _has_positive_size(obj: dict) -> bool:
+    """False for a box with zero, negative or NaN width/height in its own ``bbox_mode``.
+
+    Transforming such a box would silently turn it into another, valid-looking box.
+    """
+    if "bbox" not in obj:
+        return True
+    x0, y0, x1, y1 = BoxMode.convert(list(obj["bbox"]), obj["bbox_mode"], BoxMode.XYXY_ABS)
+    return x1 > x0 and y1 > y0
+
+
 class DetrDatasetMapper:
     """Map a detectron2 dataset dict to DETR's training / inference input.
 
     In training one of the two augmentation lists is chosen with probability 1/2 per image (DETR's
-    ``RandomSelect``; drawn from ``np.random``, which detectron2 seeds per worker). Crowd
-    annotations are dropped; boxes are transformed (and clipped to a crop); boxes with zero or
-    negative width or height are removed; an image whose boxes all vanish is kept with empty
-    ``instances``. Normalisation to ``cxcywh`` in [0, 1] and pixel normalisation happen in the
-    model.
+    ``RandomSelect``; drawn from ``np.random``, which the training loader seeds per element).
+    Crowd annotations and boxes with zero or negative width or height (before and after the
+    transforms) are dropped; boxes are transformed (and clipped to a crop); an image whose boxes
+    all vanish is kept with empty ``instances``. Normalisation to ``cxcywh`` in [0, 1] and pixel
+    normalisation happen in the model.
 
     Output dict: the input keys (``file_name``, ``height``, ``width``, ``image_id``, ...) plus
 
@@ -176,7 +188,7 @@ class DetrDatasetMapper:
 
         annos = []
         for obj in dataset_dict.pop("annotations", []):
-            if obj.get("iscrowd", 0) != 0:
+            if obj.get("iscrowd", 0) != 0 or not _has_positive_size(obj):
                 continue
             obj.pop("segmentation", None)
             obj.pop("keypoints", None)

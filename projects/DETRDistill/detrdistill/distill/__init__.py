@@ -6,6 +6,7 @@ from .layer_mapping import map_decoder_layers
 from .losses import (
     AdaptiveMatchingDistillation,
     AttentionDistillation,
+    DistillationLoss,
     FixedMatchingDistillation,
     HungarianLogitsDistillation,
     PredictionDistillation,
@@ -22,6 +23,7 @@ __all__ = [
     "AttentionDistillation",
     "DistillationDetector",
     "DistillationInputs",
+    "DistillationLoss",
     "FixedMatchingDistillation",
     "HungarianLogitsDistillation",
     "PredictionDistillation",

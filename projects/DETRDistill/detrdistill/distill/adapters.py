@@ -14,9 +14,11 @@ class QueryAdapter(nn.Module):
 
     The teacher-query group of DETRDistill's query-prior distillation and D3ETR's fixed matching
     feeds the teacher's queries to the student decoder; when widths differ, content and
-    positional queries each go through a Linear layer. Reference points/anchors are
-    width-free and pass through unchanged. With equal widths the adapter is the identity and has
-    no parameters.
+    positional queries each go through a Linear layer, initialised as a rectangular identity
+    (the first min(D_t, D_s) channels pass unchanged, the rest are 0) with zero bias, so that at
+    the start the student sees the teacher's query prior itself rather than a random mix of it.
+    Reference points/anchors are width-free and pass through unchanged. With equal widths the
+    adapter is the identity and has no parameters.
     """
 
     def __init__(self, *, teacher_dim: int, student_dim: int):
@@ -26,6 +28,9 @@ class QueryAdapter(nn.Module):
         if teacher_dim != student_dim:
             self.content = nn.Linear(teacher_dim, student_dim)
             self.pos = nn.Linear(teacher_dim, student_dim)
+            for layer in (self.content, self.pos):
+                nn.init.eye_(layer.weight)
+                nn.init.zeros_(layer.bias)
         else:
             self.content = self.pos = None
 

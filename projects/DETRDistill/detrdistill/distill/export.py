@@ -4,7 +4,9 @@
 
 The result holds ``{"model": <student state dict>}`` and loads with the student's own config,
 without the teacher: ``train_net.py --config-file <student config> --eval-only
-train.init_checkpoint=student.pth``.
+train.init_checkpoint=student.pth``. (``train.init_checkpoint`` also takes the distillation
+checkpoint itself and loads its ``student.*`` part; the exported file is smaller and holds
+nothing else.)
 """
 
 from __future__ import annotations
@@ -15,42 +17,31 @@ import sys
 
 import torch
 
-__all__ = ["extract_student_state_dict", "export_student", "main"]
+from ..checkpoint import CheckpointReadError, safe_load
+from ..checkpoint.init_checkpoint import STUDENT_PREFIX, extract_student_state_dict
 
-STUDENT_PREFIX = "student."
-
-
-def extract_student_state_dict(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The ``student.*`` entries of a DistillationDetector state dict, prefix removed.
-
-    Raises:
-        ValueError: when no key starts with ``student.`` (not a distillation checkpoint).
-    """
-    state = {key.removeprefix("module."): value for key, value in state.items()}
-    student = {
-        key[len(STUDENT_PREFIX) :]: value
-        for key, value in state.items()
-        if key.startswith(STUDENT_PREFIX)
-    }
-    if not student:
-        raise ValueError(
-            "no 'student.*' keys found: this is not a checkpoint of a DistillationDetector "
-            f"(first keys: {list(state)[:3]})"
-        )
-    return student
+__all__ = ["STUDENT_PREFIX", "extract_student_state_dict", "export_student", "main"]
 
 
 def export_student(checkpoint: str, output: str) -> int:
-    """Write the student of ``checkpoint`` to ``output``; returns the number of tensors."""
+    """Write the student of ``checkpoint`` to ``output``; returns the number of tensors.
+
+    The file is read with :func:`~detrdistill.checkpoint.safe_load`.
+
+    Raises:
+        FileNotFoundError: ``checkpoint`` does not exist.
+        RuntimeError: it cannot be read (the message says why and what to do).
+        ValueError: it is not a distillation checkpoint (no ``student.*`` keys).
+    """
     if not os.path.isfile(checkpoint):
         raise FileNotFoundError(f"distillation checkpoint {checkpoint!r} does not exist")
     try:
-        data = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    except Exception as error:
-        raise RuntimeError(
-            f"could not read {checkpoint!r}: {type(error).__name__}: {error}"
-        ) from error
+        data = safe_load(checkpoint)
+    except CheckpointReadError as error:
+        raise RuntimeError(f"could not read {checkpoint!r}: {error}") from error
     state = data["model"] if isinstance(data, dict) and "model" in data else data
+    if not isinstance(state, dict):
+        raise ValueError(f"{checkpoint!r} holds a {type(state).__name__}, not a state dict")
     student = extract_student_state_dict(state)
     os.makedirs(os.path.dirname(os.path.abspath(output)), exist_ok=True)
     torch.save({"model": student, "__author__": "detrdistill.distill.export"}, output)

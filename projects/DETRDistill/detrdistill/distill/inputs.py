@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -32,6 +32,9 @@ class DistillationInputs:
             the teacher's own Hungarian assignment to the ground truth (when a loss has
             ``needs_teacher_assignment``), else None.
         student_criterion: The student's ``SetCriterion`` (used by the query-prior loss).
+        shared: Results one loss hands to another in the same step, e.g. ``"logits_pairs"``:
+            the logits distillation's teacher-student assignment, per layer pair, which the
+            official contrastive term reuses (see ``DistillationLoss.reads_shared``).
     """
 
     teacher: DETROutput
@@ -42,6 +45,7 @@ class DistillationInputs:
     student_class_type: str
     teacher_gt_indices: list | None = None
     student_criterion: nn.Module | None = None
+    shared: dict = field(default_factory=dict)
 
     def __post_init__(self):
         for name in ("teacher_class_type", "student_class_type"):

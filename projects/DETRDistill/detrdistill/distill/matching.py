@@ -110,8 +110,10 @@ class TeacherStudentMatcher(nn.Module):
         cost_bbox: Weight of the L1 cost on normalised cxcywh boxes.
         cost_giou: Weight of the (negative) GIoU cost.
         class_cost_reduction: How a focal student's per-class BCE cost is reduced over classes:
-            "mean" (default, paper-scale: comparable with the box costs) or "sum" (the official
-            DETRDistill code, where the class cost outweighs the box costs about C-fold).
+            "sum" (default: the official DETRDistill code and the public D3ETR port) or "mean"
+            (divided by C; at C = 80 the class term then barely moves the assignment).
+        clamp_student_boxes: Clip the student's cxcywh boxes to [0, 1] in the cost (the public
+            D3ETR port does; the official DETRDistill code does not).
     """
 
     def __init__(
@@ -120,7 +122,8 @@ class TeacherStudentMatcher(nn.Module):
         cost_class: float = 1.0,
         cost_bbox: float = 5.0,
         cost_giou: float = 2.0,
-        class_cost_reduction: str = "mean",
+        class_cost_reduction: str = "sum",
+        clamp_student_boxes: bool = False,
     ):
         super().__init__()
         if class_cost_reduction not in ("mean", "sum"):
@@ -133,6 +136,7 @@ class TeacherStudentMatcher(nn.Module):
         self.cost_bbox = cost_bbox
         self.cost_giou = cost_giou
         self.class_cost_reduction = class_cost_reduction
+        self.clamp_student_boxes = clamp_student_boxes
 
     @torch.no_grad()
     def cost_matrix(
@@ -142,7 +146,7 @@ class TeacherStudentMatcher(nn.Module):
         teacher_probs: Tensor,
         teacher_boxes: Tensor,
         student_class_type: str,
-        class_only: bool = False,
+        box_only: bool = False,
     ) -> Tensor:
         """Batched matching cost.
 
@@ -152,7 +156,7 @@ class TeacherStudentMatcher(nn.Module):
             teacher_probs: (B, Qt, C) teacher foreground probabilities.
             teacher_boxes: (B, Qt, 4) normalised cxcywh.
             student_class_type: "focal" or "softmax".
-            class_only: Use only the classification cost (weight 1).
+            box_only: Leave the classification cost out (L1 and GIoU only).
 
         Returns:
             Tensor of shape (B, Qs, Qt), float32.
@@ -164,11 +168,14 @@ class TeacherStudentMatcher(nn.Module):
             )
         s_logits = student_logits.detach().float()
         t_probs = teacher_probs.detach().float()
-        cost = soft_class_cost(s_logits, t_probs, student_class_type, self.class_cost_reduction)
-        if class_only:
-            return cost
-        cost = self.cost_class * cost
+        cost = s_logits.new_zeros(s_logits.shape[0], s_logits.shape[1], t_probs.shape[1])
+        if not box_only:
+            cost = self.cost_class * soft_class_cost(
+                s_logits, t_probs, student_class_type, self.class_cost_reduction
+            )
         s_boxes = student_boxes.detach().float()
+        if self.clamp_student_boxes:
+            s_boxes = s_boxes.clamp(0.0, 1.0)
         t_boxes = teacher_boxes.detach().float()
         if self.cost_bbox:
             cost = cost + self.cost_bbox * torch.cdist(s_boxes, t_boxes, p=1)
@@ -193,7 +200,7 @@ class TeacherStudentMatcher(nn.Module):
         teacher_mask: Tensor | None = None,
         *,
         student_mask: Tensor | None = None,
-        class_only: bool = False,
+        box_only: bool = False,
     ) -> Pairs:
         """Match every image's student predictions to its teacher predictions.
 
@@ -205,7 +212,7 @@ class TeacherStudentMatcher(nn.Module):
             student_class_type: "focal" or "softmax".
             teacher_mask: Optional (B, Qt) bool; only teacher predictions marked True take part.
             student_mask: Optional (B, Qs) bool; only student queries marked True take part.
-            class_only: Match on the classification cost alone.
+            box_only: Match on the box costs alone.
 
         Returns:
             list of B ``(student_idx, teacher_idx)`` int64 CPU tensors (indices into the full
@@ -217,7 +224,7 @@ class TeacherStudentMatcher(nn.Module):
             teacher_probs,
             teacher_boxes,
             student_class_type,
-            class_only=class_only,
+            box_only=box_only,
         )
         bsz, num_s, num_t = cost.shape
         rows = self._kept(student_mask, bsz, num_s, "student_mask")
@@ -237,5 +244,6 @@ class TeacherStudentMatcher(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"cost_class={self.cost_class}, cost_bbox={self.cost_bbox}, "
-            f"cost_giou={self.cost_giou}, class_cost_reduction={self.class_cost_reduction!r}"
+            f"cost_giou={self.cost_giou}, class_cost_reduction={self.class_cost_reduction!r}, "
+            f"clamp_student_boxes={self.clamp_student_boxes}"
         )

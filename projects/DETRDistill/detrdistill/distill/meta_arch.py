@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import Mapping
 from dataclasses import fields, is_dataclass
 
@@ -12,12 +13,17 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
 from ..modeling.meta_arch.base import DETRBase
+from ..modeling.outputs import QueryGroup
 from .adapters import QueryAdapter
 from .inputs import DistillationInputs
 from .layer_mapping import map_decoder_layers
 from .teacher import freeze, load_teacher_weights
 
 __all__ = ["DistillationDetector"]
+
+logger = logging.getLogger(__name__)
+
+TEACHER_QUERY_REFERENCES = ("auto", "student_head", "teacher")
 
 
 def _to_float(value):
@@ -41,6 +47,21 @@ def _build(module, key: str) -> nn.Module:
     if not isinstance(module, nn.Module):
         raise TypeError(f"{key} must be a loss module or a LazyCall of one, got {type(module)}")
     return module
+
+
+def _writers_first(losses: dict[str, nn.Module]) -> dict[str, nn.Module]:
+    """Order the losses so that every loss runs after those writing what it reads from
+    ``DistillationInputs.shared`` (config order otherwise)."""
+    written = {key for m in losses.values() for key in getattr(m, "writes_shared", ())}
+    for name, module in losses.items():
+        missing = set(getattr(module, "reads_shared", ())) - written
+        if missing:
+            raise ValueError(
+                f"model.losses.{name} ({type(module).__name__}) reads {sorted(missing)} from "
+                "another loss, but no configured loss writes it (see its docstring)"
+            )
+    readers = {n for n, m in losses.items() if getattr(m, "reads_shared", ())}
+    return {n: losses[n] for n in losses if n not in readers} | {n: losses[n] for n in readers}
 
 
 @META_ARCH_REGISTRY.register()
@@ -69,6 +90,7 @@ class DistillationDetector(nn.Module):
         allow_random_teacher: bool = False,
         teacher_half_precision: bool = False,
         layer_mapping="last_aligned",
+        teacher_query_reference: str = "auto",
     ):
         """
         Args:
@@ -82,6 +104,13 @@ class DistillationDetector(nn.Module):
             teacher_half_precision: run the teacher in fp16 (CUDA only).
             layer_mapping: how student decoder layers pair with teacher layers:
                 "last_aligned", "uniform" or an explicit list of (student, teacher) pairs.
+            teacher_query_reference: reference points of the teacher-query group in the
+                student decoder: "student_head" passes the teacher's positional queries through
+                the student's own reference head (the official DETRDistill code), "teacher"
+                keeps the teacher's reference points, "auto" takes "student_head" where the
+                student derives its references from positional queries (single-stage
+                Deformable DETR, Conditional DETR) and "teacher" elsewhere (DAB-DETR anchors,
+                two-stage proposals, DETR).
         """
         super().__init__()
         missing = sorted(set(losses) - set(loss_weights))
@@ -96,6 +125,24 @@ class DistillationDetector(nn.Module):
                 f"teacher has {teacher.num_classes} classes but student {student.num_classes} "
                 "(model.teacher.num_classes / model.student.num_classes)"
             )
+        if student.input_format != teacher.input_format:
+            raise ValueError(
+                f"teacher reads {teacher.input_format} images but the student "
+                f"{student.input_format} (model.teacher.input_format / "
+                "model.student.input_format): both see the same mapped images, so one of them "
+                "would see its colour channels swapped"
+            )
+        if teacher_query_reference not in TEACHER_QUERY_REFERENCES:
+            raise ValueError(
+                f"model.teacher_query_reference must be one of {TEACHER_QUERY_REFERENCES}, got "
+                f"{teacher_query_reference!r}"
+            )
+        if teacher_query_reference == "student_head" and not student.has_reference_head:
+            raise ValueError(
+                f'model.teacher_query_reference="student_head" needs a student that derives '
+                f"reference points from positional queries; {type(student).__name__} does not "
+                '(use "teacher" or "auto")'
+            )
         self.student = student
         self.teacher = freeze(teacher)
         if teacher_weights:
@@ -106,25 +153,37 @@ class DistillationDetector(nn.Module):
                 "is almost certainly a mistake. Point it at a trained teacher checkpoint, or set "
                 "model.allow_random_teacher=True for a smoke test."
             )
+        else:
+            logger.warning(
+                "model.allow_random_teacher=True and model.teacher_weights is empty: the "
+                "TEACHER IS RANDOMLY INITIALISED, so every distillation loss pulls the student "
+                "towards noise. Use this only for smoke tests; results of this run mean nothing."
+            )
         self.teacher_weights = teacher_weights
         # detectron2's instantiate() does not descend into plain dicts: build lazy entries here.
-        self.distill_losses = nn.ModuleDict(
-            {name: _build(module, f"model.losses.{name}") for name, module in losses.items()}
-        )
+        built = {name: _build(module, f"model.losses.{name}") for name, module in losses.items()}
+        self.distill_losses = nn.ModuleDict(_writers_first(built))
         self.loss_weights = {name: float(w) for name, w in loss_weights.items()}
         self.teacher_half_precision = teacher_half_precision
         self.layer_pairs = map_decoder_layers(
             student.decoder.num_layers, teacher.decoder.num_layers, layer_mapping
         )
         modules = list(self.distill_losses.values())
-        self.needs_attention = any(m.needs_attention for m in modules)
-        self.needs_teacher_queries = any(m.needs_teacher_queries for m in modules)
-        self.needs_teacher_assignment = any(m.needs_teacher_assignment for m in modules)
+        self.needs_attention = any(getattr(m, "needs_attention", False) for m in modules)
+        self.needs_teacher_queries = any(
+            getattr(m, "needs_teacher_queries", False) for m in modules
+        )
+        self.needs_teacher_assignment = any(
+            getattr(m, "needs_teacher_assignment", False) for m in modules
+        )
         self.query_adapter = (
             QueryAdapter(teacher_dim=teacher.hidden_dim, student_dim=student.hidden_dim)
             if self.needs_teacher_queries
             else None
         )
+        if teacher_query_reference == "auto":
+            teacher_query_reference = "student_head" if student.has_reference_head else "teacher"
+        self.teacher_query_reference = teacher_query_reference
 
     @property
     def device(self) -> torch.device:
@@ -148,7 +207,7 @@ class DistillationDetector(nn.Module):
         teacher_out = self.run_teacher(batched_inputs)
         extra = None
         if self.needs_teacher_queries:
-            extra = self.query_adapter(teacher_out.queries)
+            extra = self.teacher_query_group(teacher_out.queries)
         student_out = self.student.run(
             self.student.preprocess_image(batched_inputs),
             return_attention=self.needs_attention,
@@ -170,6 +229,26 @@ class DistillationDetector(nn.Module):
             for component, value in module(inputs).items():
                 losses[f"loss_distill_{name}_{component}"] = value * weight
         return losses
+
+    def teacher_query_group(self, teacher_queries: QueryGroup) -> QueryGroup:
+        """The teacher's initial queries as the student decoder's extra group: widths adapted
+        to the student's, references per ``teacher_query_reference``.
+
+        Args:
+            teacher_queries: content/pos (B, Qt, D_t), reference (B, Qt, 2|4) or None.
+
+        Returns:
+            QueryGroup with content/pos (B, Qt, D_s).
+        """
+        group = self.query_adapter(teacher_queries)
+        if self.teacher_query_reference == "student_head":
+            if group.pos is None:
+                raise ValueError(
+                    'teacher_query_reference="student_head" needs positional queries from the '
+                    f"teacher, but {type(self.teacher).__name__} gives none"
+                )
+            group = QueryGroup(group.content, group.pos, self.student.reference_from_pos(group.pos))
+        return group
 
     @torch.no_grad()
     def run_teacher(self, batched_inputs: list[dict]):

@@ -9,7 +9,12 @@ import torch
 from detectron2.utils.file_io import PathManager
 from torch import nn
 
-from ..checkpoint import CheckpointReadError, UnsafeCheckpointError, safe_load
+from ..checkpoint import (
+    CheckpointReadError,
+    UnsafeCheckpointError,
+    describe_key_mismatch,
+    safe_load,
+)
 
 __all__ = ["load_teacher_weights", "freeze"]
 
@@ -70,21 +75,11 @@ def load_teacher_weights(teacher: nn.Module, path: str) -> None:
         for k in set(state) & set(expected)
         if state[k].shape != expected[k].shape
     )
-    if missing or unexpected or mismatched:
-
-        def show(keys):
-            return ", ".join(keys[:8]) + (f" (+{len(keys) - 8} more)" if len(keys) > 8 else "")
-
-        problems = []
-        if missing:
-            problems.append(f"missing keys: {show(missing)}")
-        if unexpected:
-            problems.append(f"unexpected keys: {show(unexpected)}")
-        if mismatched:
-            problems.append(f"shape mismatches: {show(mismatched)}")
+    problems = describe_key_mismatch(missing, unexpected, mismatched)
+    if problems:
         raise ValueError(
             f"teacher checkpoint {path!r} does not fit the teacher built from model.teacher "
-            f"({type(teacher).__name__}): " + "; ".join(problems)
+            f"({type(teacher).__name__}): {problems}"
         )
     teacher.load_state_dict(state, strict=True)
     logger.info("Loaded teacher weights from %s (%d tensors)", path, len(state))

@@ -10,7 +10,16 @@ from .ddp import create_ddp_model, ddp_device_ids
 from .evaluation import do_test
 from .loss_weights import apply_loss_weight_schedules, factor_metric_name
 from .optim import detr_lr_factor, get_detr_param_groups, name_matches_keywords
-from .runner import build_hooks, build_model, build_trainer, do_eval_only, do_train
+from .runner import (
+    build_hooks,
+    build_model,
+    build_train_loader,
+    build_trainer,
+    check_dataset_num_classes,
+    check_test_dataset,
+    do_eval_only,
+    do_train,
+)
 from .schedule import multistep_lr_multiplier
 from .train_loop import DETRTrainer
 
@@ -21,7 +30,10 @@ __all__ = [
     "build_grad_scaler",
     "build_hooks",
     "build_model",
+    "build_train_loader",
     "build_trainer",
+    "check_dataset_num_classes",
+    "check_test_dataset",
     "create_ddp_model",
     "ddp_device_ids",
     "detr_lr_factor",

@@ -10,7 +10,9 @@ from fnmatch import fnmatchcase
 
 import torch
 from detectron2.engine import SimpleTrainer
+from detectron2.utils import comm
 
+from ..data.loader import SeededTrainLoader
 from .amp import build_grad_scaler, module_device_type, resolve_amp_dtype
 from .loss_weights import LossWeightSchedule, apply_loss_weight_schedules, factor_metric_name
 
@@ -41,8 +43,12 @@ class DETRTrainer(SimpleTrainer):
     :meth:`clip_gradients`.
 
     The checkpointed state (:meth:`state_dict`) holds ``iteration``, the stateful hooks,
-    ``optimizer`` and, only when a ``GradScaler`` is in use, ``grad_scaler``. Loading a
-    checkpoint with or without ``grad_scaler`` works in both directions.
+    ``optimizer``, only when a ``GradScaler`` is in use ``grad_scaler``, and for a
+    :class:`~detrdistill.data.SeededTrainLoader` its seed (``data_loader``). Loading a checkpoint
+    with or without ``grad_scaler`` / ``data_loader`` works in both directions.
+
+    With a :class:`~detrdistill.data.SeededTrainLoader`, :meth:`train` starts the loader at
+    ``start_iter``, so a resumed run sees the batches of an uninterrupted one.
     """
 
     def __init__(
@@ -96,6 +102,12 @@ class DETRTrainer(SimpleTrainer):
             loss_weight_schedules or {}
         )
         self._unmatched_patterns_reported: set[str] = set()
+
+    def train(self, start_iter: int, max_iter: int):
+        """Train; a :class:`~detrdistill.data.SeededTrainLoader` starts at ``start_iter``."""
+        if isinstance(self.data_loader, SeededTrainLoader) and self._data_loader_iter_obj is None:
+            self.data_loader.set_start_iter(start_iter)
+        super().train(start_iter, max_iter)
 
     def autocast(self) -> AbstractContextManager:
         """Return the autocast context of the forward pass (a no-op when AMP is disabled)."""
@@ -205,15 +217,30 @@ class DETRTrainer(SimpleTrainer):
         return norm.item()
 
     def state_dict(self) -> dict:
-        """Trainer state; ``grad_scaler`` is included only when a GradScaler is in use."""
+        """Trainer state; ``grad_scaler`` only with a GradScaler, ``data_loader`` only with a
+        :class:`~detrdistill.data.SeededTrainLoader`; ``rng``: torch's CPU (and CUDA) random
+        state, so that dropout continues exactly after ``--resume`` (one process)."""
         ret = super().state_dict()
+        ret["rng"] = {"torch": torch.get_rng_state()}
+        if torch.cuda.is_available() and torch.cuda.is_initialized():
+            ret["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         if self.grad_scaler is not None:
             ret["grad_scaler"] = self.grad_scaler.state_dict()
+        if isinstance(self.data_loader, SeededTrainLoader):
+            ret["data_loader"] = self.data_loader.state_dict()
         return ret
 
     def load_state_dict(self, state_dict: Mapping) -> None:
-        """Load trainer state, tolerating a missing or superfluous ``grad_scaler`` entry."""
+        """Load trainer state, tolerating missing or superfluous ``grad_scaler`` and
+        ``data_loader`` entries (the latter restores the data seed of the checkpoint's run)."""
         super().load_state_dict(state_dict)
+        rng = state_dict.get("rng")
+        if rng is not None and comm.get_world_size() == 1:  # ranks would share one stream
+            torch.set_rng_state(rng["torch"])
+            if "cuda" in rng and torch.cuda.is_available():
+                torch.cuda.set_rng_state_all(rng["cuda"])
+        if isinstance(self.data_loader, SeededTrainLoader) and "data_loader" in state_dict:
+            self.data_loader.load_state_dict(state_dict["data_loader"])
         if self.grad_scaler is None:
             if "grad_scaler" in state_dict:
                 logger.info("Checkpoint has a grad_scaler state; not used without float16 AMP.")

@@ -210,7 +210,7 @@ class MultiScaleDeformableAttention(nn.Module):
 
 
 def deformable_weights_to_dense(
-    weights: DeformableAttentionWeights, spatial_shapes: Tensor
+    weights: DeformableAttentionWeights, spatial_shapes: Tensor, half_pixel: bool = True
 ) -> Tensor:
     """Turn sparse deformable attention into a dense attention map over the flattened memory.
 
@@ -220,10 +220,13 @@ def deformable_weights_to_dense(
     falling on cells outside the level is dropped. The result therefore sums to at most 1 per
     (b, h, q), and to exactly 1 when every point lies at least half a pixel inside its level;
     ``dense @ value`` equals :func:`multi_scale_deformable_attention` (per head).
+    ``half_pixel=False`` puts pixel ``(i, j)`` at ``(j / W, i / H)`` instead (half a pixel off
+    what the attention reads; the public D3ETR port splats this way).
 
     Args:
         weights: Sampling locations (B, Q, H, Lv, P, 2) and attention weights (B, Q, H, Lv, P).
         spatial_shapes: Long tensor (Lv, 2) with ``(H_l, W_l)``.
+        half_pixel: Pixel centres at half-integer normalised positions (see above).
 
     Returns:
         Tensor of shape (B, H, Q, S) with ``S = sum(H_l * W_l)``, differentiable w.r.t. the
@@ -238,8 +241,9 @@ def deformable_weights_to_dense(
     start = 0
     for lvl, (h, w) in enumerate(sizes):
         # pixel coordinates where integer values are pixel centres
-        x = locations[:, :, :, lvl, :, 0] * w - 0.5  # (B, Q, H, P)
-        y = locations[:, :, :, lvl, :, 1] * h - 0.5
+        shift = 0.5 if half_pixel else 0.0
+        x = locations[:, :, :, lvl, :, 0] * w - shift  # (B, Q, H, P)
+        y = locations[:, :, :, lvl, :, 1] * h - shift
         x0, y0 = x.floor(), y.floor()
         fx, fy = x - x0, y - y0
         x0, y0 = x0.long(), y0.long()

@@ -17,6 +17,8 @@ from detectron2.config import LazyConfig, instantiate
 from omegaconf import DictConfig
 from torch import nn
 
+from ..engine.cli import apply_overrides
+
 __all__ = [
     "add_config_argument",
     "add_device_argument",
@@ -118,7 +120,7 @@ def load_config(
     except Exception as error:  # syntax or import errors inside the config file
         fail(parser, f"could not load config {path!r}: {type(error).__name__}: {error}")
     try:
-        return LazyConfig.apply_overrides(cfg, list(opts or []))
+        return apply_overrides(cfg, list(opts or []))
     except Exception as error:
         fail(parser, f"could not apply overrides {list(opts or [])} to {path!r}: {error}")
 

@@ -14,6 +14,9 @@ train = dict(
     output_dir="./output",
     # Model weights to start from (path, URL, detectron2:// or detrdistill://); "" for none.
     init_checkpoint="",
+    # --eval-only with an empty init_checkpoint is an error (a random model's AP means nothing)
+    # unless this is True.
+    allow_random_weights=False,
     max_iter=90000,
     amp=dict(enabled=False, dtype="bfloat16"),
     # Arguments of DistributedDataParallel (used when more than one process runs).

@@ -3,5 +3,5 @@
 from .shapes_deformable_tiny import dataloader, lr_multiplier, model, optimizer, train
 
 for name in model.losses:
-    model.losses[name].update(self_attn_weight=0.0, cross_attn_weight=0.0)
+    model.losses[name].attention.update(self_attn_weight=0.0, cross_attn_weight=0.0)
 train.output_dir = "./output/d3etr/shapes_deformable_tiny_no_attention"

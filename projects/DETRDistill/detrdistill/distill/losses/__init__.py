@@ -2,10 +2,12 @@
 
 from .attention import (
     AttentionDistillation,
+    attention_distance,
     cross_attention_distillation,
     self_attention_distillation,
 )
-from .contrastive import QueryContrastiveDistillation
+from .base import DistillationLoss
+from .contrastive import ContrastiveProjection, QueryContrastiveDistillation
 from .feature import TargetAwareFeatureDistillation
 from .logits import HungarianLogitsDistillation
 from .mixmatcher import AdaptiveMatchingDistillation, FixedMatchingDistillation
@@ -15,12 +17,15 @@ from .query_prior import QueryPriorAssignmentDistillation
 __all__ = [
     "AdaptiveMatchingDistillation",
     "AttentionDistillation",
+    "ContrastiveProjection",
+    "DistillationLoss",
     "FixedMatchingDistillation",
     "HungarianLogitsDistillation",
     "PredictionDistillation",
     "QueryContrastiveDistillation",
     "QueryPriorAssignmentDistillation",
     "TargetAwareFeatureDistillation",
+    "attention_distance",
     "cross_attention_distillation",
     "self_attention_distillation",
 ]

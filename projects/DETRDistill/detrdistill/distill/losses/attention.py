@@ -9,6 +9,7 @@ from ...layers import DeformableAttentionWeights, deformable_weights_to_dense
 
 __all__ = [
     "AttentionDistillation",
+    "attention_distance",
     "self_attention_distillation",
     "cross_attention_distillation",
 ]
@@ -23,17 +24,57 @@ def _match_heads(student: Tensor, teacher: Tensor) -> tuple[Tensor, Tensor]:
     return student, teacher
 
 
-def _squared_error_mean(parts: list[tuple[Tensor, Tensor]], anchor: Tensor) -> Tensor:
-    """Mean squared error over the concatenation of all (student, teacher) parts."""
+DISTANCES = ("kl", "mse")
+CROSS_SCOPES = ("matched", "all_queries")
+
+
+def attention_distance(
+    parts: list[tuple[Tensor, Tensor]], anchor: Tensor, distance: str, eps: float = 1e-6
+) -> Tensor:
+    """Distance between student and teacher attention rows, over all (student, teacher) parts.
+
+    * ``"kl"``: every row (last axis = keys) is made a distribution, ``(a + eps) / sum(a + eps)``
+      (so restricted and splatted maps, and keys one side never attends to, stay finite), and
+      ``KL(teacher || student)`` is summed over the keys and averaged over the rows. A row's
+      divergence does not shrink as the number of keys grows, so the term acts at any map size.
+    * ``"mse"``: mean squared difference over all entries (the public D3ETR port); it shrinks
+      about as 1/keys^2 for spread-out maps.
+
+    Args:
+        parts: (student, teacher) tensors of equal shape (..., keys).
+        anchor: a student tensor; the result is attached to its graph even with no part.
+        distance: "kl" or "mse".
+        eps: smoothing of the "kl" distributions.
+
+    Returns:
+        Scalar tensor.
+    """
+    if distance not in DISTANCES:
+        raise ValueError(f"attention distance must be one of {DISTANCES}, got {distance!r}")
     total, count = anchor.sum() * 0.0, 0
     for s, t in parts:
-        total = total + (s.float() - t.detach().float()).pow(2).sum()
-        count += s.numel()
+        s, t = s.float(), t.detach().float()
+        if distance == "mse":
+            total = total + (s - t).pow(2).sum()
+            count += s.numel()
+            continue
+        s = s.clamp(min=0.0) + eps
+        t = t.clamp(min=0.0) + eps
+        s = s / s.sum(-1, keepdim=True)
+        t = t / t.sum(-1, keepdim=True)
+        total = total + (t * (t.log() - s.log())).sum()
+        count += s[..., 0].numel()
     return total / max(count, 1)
 
 
-def self_attention_distillation(student_attn: Tensor, teacher_attn: Tensor, pairs: Pairs) -> Tensor:
-    """MSE between self-attention maps restricted to matched queries.
+def self_attention_distillation(
+    student_attn: Tensor,
+    teacher_attn: Tensor,
+    pairs: Pairs,
+    distance: str = "kl",
+    eps: float = 1e-6,
+) -> Tensor:
+    """Distance between self-attention maps restricted to matched queries.
 
     For image b with pairs ``(si, ti)``: ``S[b][:, si][:, :, si]`` vs ``T[b][:, ti][:, :, ti]``
     (each (H, n, n)); heads are averaged first when the head counts differ.
@@ -42,9 +83,11 @@ def self_attention_distillation(student_attn: Tensor, teacher_attn: Tensor, pair
         student_attn: (B, Hs, Qs, Qs) student self-attention.
         teacher_attn: (B, Ht, Qt, Qt) teacher self-attention.
         pairs: B ``(student_idx, teacher_idx)``.
+        distance: "kl" or "mse" (:func:`attention_distance`).
+        eps: smoothing of "kl".
 
     Returns:
-        Scalar mean over all compared entries.
+        Scalar tensor.
     """
     lengths = {len(si) for si, _ in pairs}
     if len(lengths) == 1:  # every image has as many pairs: one gather for the whole batch
@@ -55,14 +98,14 @@ def self_attention_distillation(student_attn: Tensor, teacher_attn: Tensor, pair
         s = student_attn.permute(0, 2, 3, 1)[batch, si[:, :, None], si[:, None, :]]  # (B,n,n,H)
         t = teacher_attn.permute(0, 2, 3, 1)[batch.to(ti.device), ti[:, :, None], ti[:, None, :]]
         parts = [_match_heads(s.movedim(-1, 0), t.movedim(-1, 0))]
-        return _squared_error_mean(parts, student_attn)
+        return attention_distance(parts, student_attn, distance, eps)
     parts = []
     for b, (si, ti) in enumerate(pairs):
         si, ti = si.to(student_attn.device), ti.to(teacher_attn.device)
         s = student_attn[b][:, si][:, :, si]
         t = teacher_attn[b][:, ti][:, :, ti]
         parts.append(_match_heads(s, t))
-    return _squared_error_mean(parts, student_attn)
+    return attention_distance(parts, student_attn, distance, eps)
 
 
 def _num_tokens(attn, shapes: Tensor | None) -> int:
@@ -83,7 +126,7 @@ def _flatten_pairs(pairs: Pairs) -> tuple[Tensor, Tensor, Tensor]:
     return image, student, teacher
 
 
-def _dense_rows(attn, image: Tensor, query: Tensor, shapes: Tensor | None) -> Tensor:
+def _dense_rows(attn, image: Tensor, query: Tensor, shapes, half_pixel: bool) -> Tensor:
     """(H, N, S) dense cross-attention of the N queries ``query[k]`` of images ``image[k]``,
     all images in one call (one splat for deformable weights)."""
     if isinstance(attn, DeformableAttentionWeights):
@@ -93,8 +136,15 @@ def _dense_rows(attn, image: Tensor, query: Tensor, shapes: Tensor | None) -> Te
             attn.sampling_locations[image, query][None],  # (1, N, H, Lv, P, 2)
             attn.attention_weights[image, query][None],  # (1, N, H, Lv, P)
         )
-        return deformable_weights_to_dense(picked, shapes)[0]
+        return deformable_weights_to_dense(picked, shapes, half_pixel)[0]
     return attn[image.to(attn.device), :, query.to(attn.device)].transpose(0, 1)
+
+
+def _query_sum(attn, shapes, half_pixel: bool) -> Tensor:
+    """(B, H, S): each image's cross-attention summed over all its queries."""
+    if isinstance(attn, DeformableAttentionWeights):
+        return deformable_weights_to_dense(attn, shapes, half_pixel).sum(2)
+    return attn.sum(2)
 
 
 def cross_attention_distillation(
@@ -103,12 +153,18 @@ def cross_attention_distillation(
     pairs: Pairs,
     student_shapes: Tensor | None = None,
     teacher_shapes: Tensor | None = None,
+    distance: str = "kl",
+    scope: str = "matched",
+    half_pixel: bool = True,
+    eps: float = 1e-6,
 ) -> Tensor:
-    """MSE between the cross-attention maps of matched queries over the memory tokens.
+    """Distance between cross-attention maps over the memory tokens.
 
-    Dense maps (B, H, Q, S) are compared directly; deformable weights are first splatted onto
-    the flattened memory grid with :func:`deformable_weights_to_dense` (only for the matched
-    queries). Heads are averaged first when the head counts differ.
+    ``scope="matched"``: the maps of matched queries, one row per (pair, head);
+    ``"all_queries"``: each image's map summed over all its queries, one row per (image, head),
+    ignoring the matching (the public D3ETR port). Dense maps (B, H, Q, S) are compared
+    directly; deformable weights are first splatted onto the flattened memory grid with
+    :func:`deformable_weights_to_dense`. Heads are averaged first when the head counts differ.
 
     Args:
         student_attn: (B, Hs, Qs, S) or deformable weights of the student.
@@ -116,13 +172,19 @@ def cross_attention_distillation(
         pairs: B ``(student_idx, teacher_idx)``.
         student_shapes: (Lv, 2) student memory spatial shapes (deformable only).
         teacher_shapes: (Lv, 2) teacher memory spatial shapes (deformable only).
+        distance: "kl" or "mse" (:func:`attention_distance`).
+        scope: "matched" or "all_queries".
+        half_pixel: splat convention (:func:`deformable_weights_to_dense`).
+        eps: smoothing of "kl".
 
     Returns:
-        Scalar mean over all compared entries.
+        Scalar tensor.
 
     Raises:
         ValueError: when student and teacher memories differ in size or layout.
     """
+    if scope not in CROSS_SCOPES:
+        raise ValueError(f"cross-attention scope must be one of {CROSS_SCOPES}, got {scope!r}")
     s_tokens = _num_tokens(student_attn, student_shapes)
     t_tokens = _num_tokens(teacher_attn, teacher_shapes)
     same_layout = s_tokens == t_tokens
@@ -136,30 +198,57 @@ def cross_attention_distillation(
             f"S={t_tokens} (spatial_shapes "
             f"{None if teacher_shapes is None else teacher_shapes.tolist()})"
         )
-    image, student_idx, teacher_idx = _flatten_pairs(pairs)
-    s = _dense_rows(student_attn, image, student_idx, student_shapes)
-    t = _dense_rows(teacher_attn, image, teacher_idx, teacher_shapes)
-    parts = [_match_heads(s, t)]
     anchor = (
         student_attn.attention_weights
         if isinstance(student_attn, DeformableAttentionWeights)
         else student_attn
     )
-    return _squared_error_mean(parts, anchor)
+    if scope == "all_queries":
+        s = _query_sum(student_attn, student_shapes, half_pixel).transpose(0, 1)  # (H, B, S)
+        t = _query_sum(teacher_attn, teacher_shapes, half_pixel).transpose(0, 1)
+    else:
+        image, student_idx, teacher_idx = _flatten_pairs(pairs)
+        s = _dense_rows(student_attn, image, student_idx, student_shapes, half_pixel)
+        t = _dense_rows(teacher_attn, image, teacher_idx, teacher_shapes, half_pixel)
+    return attention_distance([_match_heads(s, t)], anchor, distance, eps)
 
 
 class AttentionDistillation(nn.Module):
     """Weighted self- and cross-attention distillation of one decoder layer pair.
 
     Args:
-        self_attn_weight: Weight of the self-attention MSE (0 disables it).
-        cross_attn_weight: Weight of the cross-attention MSE (0 disables it).
+        self_attn_weight: Weight of the self-attention term (0 disables it).
+        cross_attn_weight: Weight of the cross-attention term (0 disables it).
+        distance: "kl" (default; per-query distributions, any map size) or "mse" (the public
+            D3ETR port, with weights 1e4 / 1e3 there).
+        cross_attn_scope: "matched" (default) or "all_queries" (the port).
+        half_pixel: deformable splat convention (the port: False).
+        eps: smoothing of "kl".
     """
 
-    def __init__(self, *, self_attn_weight: float = 0.0, cross_attn_weight: float = 0.0):
+    def __init__(
+        self,
+        *,
+        self_attn_weight: float = 0.0,
+        cross_attn_weight: float = 0.0,
+        distance: str = "kl",
+        cross_attn_scope: str = "matched",
+        half_pixel: bool = True,
+        eps: float = 1e-6,
+    ):
         super().__init__()
+        if distance not in DISTANCES:
+            raise ValueError(f"attention distance must be one of {DISTANCES}, got {distance!r}")
+        if cross_attn_scope not in CROSS_SCOPES:
+            raise ValueError(
+                f"cross_attn_scope must be one of {CROSS_SCOPES}, got {cross_attn_scope!r}"
+            )
         self.self_attn_weight = self_attn_weight
         self.cross_attn_weight = cross_attn_weight
+        self.distance = distance
+        self.cross_attn_scope = cross_attn_scope
+        self.half_pixel = half_pixel
+        self.eps = eps
 
     @property
     def enabled(self) -> bool:
@@ -192,18 +281,28 @@ class AttentionDistillation(nn.Module):
         if self.self_attn_weight > 0:
             _require(student_self, teacher_self, "self")
             losses["self_attn"] = self.self_attn_weight * self_attention_distillation(
-                student_self, teacher_self, pairs
+                student_self, teacher_self, pairs, self.distance, self.eps
             )
         if self.cross_attn_weight > 0:
             _require(student_cross, teacher_cross, "cross")
             losses["cross_attn"] = self.cross_attn_weight * cross_attention_distillation(
-                student_cross, teacher_cross, pairs, student_shapes, teacher_shapes
+                student_cross,
+                teacher_cross,
+                pairs,
+                student_shapes,
+                teacher_shapes,
+                self.distance,
+                self.cross_attn_scope,
+                self.half_pixel,
+                self.eps,
             )
         return losses
 
     def extra_repr(self) -> str:
         return (
             f"self_attn_weight={self.self_attn_weight}, cross_attn_weight={self.cross_attn_weight}"
+            f", distance={self.distance!r}, cross_attn_scope={self.cross_attn_scope!r}, "
+            f"half_pixel={self.half_pixel}"
         )
 
 

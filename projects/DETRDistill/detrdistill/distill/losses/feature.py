@@ -12,26 +12,37 @@ from ...layers import box_cxcywh_to_xyxy, box_iou
 from ...modeling.outputs import EncoderOutputs
 from ..inputs import DistillationInputs
 from ..matching import class_probabilities
+from .base import DistillationLoss
 
-__all__ = ["TargetAwareFeatureDistillation", "query_quality_scores", "target_aware_masks"]
+__all__ = [
+    "TargetAwareFeatureDistillation",
+    "official_mask",
+    "paper_mask_weight",
+    "query_quality_scores",
+]
 
 FEATURE_SOURCES = ("input", "memory")
 TEACHER_LAYERS = ("all", "last")
+FORMS = ("paper", "official")
 
 
 def query_quality_scores(
-    probs: Tensor, boxes: Tensor, targets: list[dict], top_k: int
+    probs: Tensor, boxes: Tensor, targets: list[dict], top_k: int, gamma: float | None = None
 ) -> tuple[Tensor, Tensor]:
     """Top-K (query, class) entries of one teacher layer and their quality scores.
 
-    ``w_j = p_j * max_g IoU(box_j, gt_g)`` (plain IoU, xyxy); ``w_j = p_j`` for an image without
-    ground truth. A query appears once per selected class.
+    The K highest foreground probabilities ``c_j`` over (query, class) (a query appears once
+    per selected class, as in the official code), scored with the max IoU of the query's box
+    over the image's ground truth (plain IoU, xyxy): ``gamma=None`` gives the official code's
+    ``c_j * IoU_j``; a float gives the paper's Eq. 8, ``c_j^gamma * IoU_j^(1 - gamma)``. An
+    image without ground truth scores ``c_j`` (official) or ``c_j^gamma``.
 
     Args:
         probs: (B, Q, C) teacher foreground probabilities.
         boxes: (B, Q, 4) teacher boxes, normalised cxcywh.
         targets: B dicts with ``boxes`` (n_i, 4) normalised cxcywh.
         top_k: Entries per image (capped at Q * C).
+        gamma: Eq. 8's exponent in [0, 1], or None for the official product.
 
     Returns:
         tuple: query indices (B, K') int64 and scores (B, K') float, K' = min(top_k, Q * C).
@@ -42,47 +53,58 @@ def query_quality_scores(
     query_idx = torch.div(flat, num_classes, rounding_mode="floor")
     scores = []
     for b in range(bsz):
+        cls = values[b] if gamma is None else values[b].pow(gamma)
         gt = targets[b]["boxes"].to(boxes.device, torch.float32)
         if len(gt) == 0:
-            scores.append(values[b])
+            scores.append(cls)
             continue
         selected = box_cxcywh_to_xyxy(boxes[b, query_idx[b]].float())
         iou = box_iou(selected, box_cxcywh_to_xyxy(gt)).amax(-1)
-        scores.append(values[b] * iou)
+        scores.append(cls * (iou if gamma is None else iou.pow(1.0 - gamma)))
     return query_idx, torch.stack(scores)
 
 
-def target_aware_masks(
-    queries: Tensor,
-    scores: Tensor,
-    features: Sequence[Tensor],
-    padding: Sequence[Tensor],
-    floor: float,
-) -> list[Tensor]:
-    """Per level mask ``M = clamp(A, min=floor) / max_valid clamp(A, min=floor)``, 0 on padding.
+def official_mask(queries: Tensor, scores: Tensor, feature: Tensor, floor: float) -> Tensor:
+    """The official code's one mask per image of a level (no gradient).
 
-    ``A(h, w) = sum_j w_j cos(q_j, F(h, w))``.
+    ``A(h, w) = sum_j w_j cos(q_j, F(h, w))``, ``M = clamp(A, min=floor) / max_hw clamp(...)``
+    over the whole (padded) map.
 
     Args:
         queries: (B, K, D) selected teacher query vectors.
         scores: (B, K) their quality scores w_j.
-        features: per level (B, D, H, W) teacher features.
-        padding: per level (B, H, W) bool, True on padding.
-        floor: Lower clamp of A before normalisation (> 0).
+        feature: (B, D, H, W) teacher feature.
+        floor: Lower clamp of A.
 
     Returns:
-        per level (B, H, W) masks, no gradient.
+        (B, H, W) mask in (0, 1].
     """
     with torch.no_grad():
         # sum_j w_j cos(q_j, f) = (sum_j w_j q_j / |q_j|) . f / |f|
         weighted = (scores.unsqueeze(-1) * F.normalize(queries.float(), dim=-1)).sum(1)  # (B, D)
-        masks = []
-        for feat, pad in zip(features, padding):
-            affinity = torch.einsum("bd,bdhw->bhw", weighted, F.normalize(feat.float(), dim=1))
-            affinity = affinity.clamp(min=floor).masked_fill(pad, 0.0)
-            peak = affinity.flatten(1).amax(1).clamp(min=floor)  # floor if all padding
-            masks.append(affinity / peak.view(-1, 1, 1))
-    return masks
+        affinity = torch.einsum("bd,bdhw->bhw", weighted, F.normalize(feature.float(), dim=1))
+        affinity = affinity.clamp(min=floor)
+        return affinity / affinity.flatten(1).amax(1).view(-1, 1, 1)
+
+
+def paper_mask_weight(queries: Tensor, scores: Tensor, feature: Tensor) -> Tensor:
+    """Eq. 9's weight of each position, ``sum_i q_i psi_i(h, w)^2 / M`` (no gradient).
+
+    ``psi_i = F^T . Q_i`` is the plain dot product of the teacher feature at (h, w) with
+    teacher query i (Eq. 7), so ``sum_i q_i / (M d H W) ||psi_i (F^T - phi(F^S))||^2`` equals
+    ``sum_hw weight(h, w) e(h, w) / (d H W)`` with ``e = sum_c (F^T - phi(F^S))^2``.
+
+    Args:
+        queries: (B, M, D) selected teacher query vectors.
+        scores: (B, M) their quality scores q_i.
+        feature: (B, D, H, W) teacher feature.
+
+    Returns:
+        (B, H, W) weight.
+    """
+    with torch.no_grad():
+        psi = torch.einsum("bmd,bdhw->bmhw", queries.float(), feature.float())
+        return torch.einsum("bm,bmhw->bhw", scores.float(), psi.pow(2)) / queries.shape[1]
 
 
 def _level_features(encoder: EncoderOutputs, source: str) -> tuple[list[Tensor], list[Tensor]]:
@@ -114,41 +136,42 @@ def _per_level(value: int | Sequence[int], num_levels: int, name: str) -> list[i
     return value
 
 
-class TargetAwareFeatureDistillation(nn.Module):
+class TargetAwareFeatureDistillation(DistillationLoss):
     """Feature imitation weighted by teacher-query/feature similarity (DETRDistill (b)).
 
     For each selected teacher decoder layer, the top-K (query, class) entries of every image
-    are scored ``w_j = p_j * max IoU(box_j, GT)`` and their decoder hidden states ``q_j`` build
-    a per-level mask from ``A = sum_j w_j cos(q_j, F_T)`` (:func:`target_aware_masks`).
-    Padding positions get M = 0 (the official code covers padding; not reproduced).
+    (the official selection; K = ``top_k``) are scored with a quality score (Eq. 8), and
+    their decoder hidden states ``q_i`` weight the squared error
+    ``e(h, w) = sum_c (adapt(F_S) - F_T)^2`` of every feature level:
 
-    Loss per level, paper intent (default): ``sum M (adapt(F_S) - F_T)^2 / (sum M * C_T)``,
-    i.e. a mask-weighted mean squared error; summed over levels and averaged over the
-    selected teacher layers. ``official_squared_mask=True`` gives the official code's
-    ``mean((M F_T - M F_S)^2)`` over B*C*H*W (weight M^2), summed over levels and over the
-    selected teacher layers.
+    * ``form="paper"`` (default, Eq. 9): ``sum_i q_i / (M d H W) ||psi_i (F_T - adapt(F_S))||^2``
+      with ``psi_i = F_T . Q_i`` (plain dot product), ``q_i = c_i^gamma IoU_i^(1-gamma)``,
+      M = K, per image, averaged over the batch (:func:`paper_mask_weight`).
+    * ``form="official"``: one mask per image ``M = clamp(sum_i w_i cos(q_i, F_T), 0.01) /
+      max``, ``w_i = c_i IoU_i``, and ``mean((M F_T - M adapt(F_S))^2)`` over B*C*H*W
+      (:func:`official_mask`).
 
-    Adapters: one 1x1 conv per level from student to teacher channels where they differ (the
-    only trainable parameters of this module); identity elsewhere.
+    Both sum over levels and over the selected teacher layers (``layer_reduction``), and both
+    cover padded positions, as the official code does (the paper does not say). Adapters: one
+    1x1 conv per level from student to teacher channels where they differ (the only trainable
+    parameters of this module); identity elsewhere.
 
     Args:
         student_channels: Student feature channels (int or one per level).
         teacher_channels: Teacher feature channels (int or one per level); must equal the
-            teacher's decoder hidden size (queries and features are compared by cosine).
+            teacher's decoder hidden size (queries and features are compared).
         num_levels: Number of feature levels.
-        top_k: (query, class) entries per image and teacher layer.
+        top_k: (query, class) entries per image and teacher layer (official: 100).
+        form: "paper" or "official".
+        quality_gamma: Eq. 8's gamma ("paper" form; the paper gives no value).
         feature_source: "input" (transformer inputs, ``EncoderOutputs.features``, as in the
             official code) or "memory" (encoder output reshaped per level).
         teacher_layers: "all" teacher decoder layers (official) or only the "last".
-        mask_floor: Lower clamp of the affinity before normalisation.
-        official_squared_mask: Use the official loss form (see above).
+        mask_floor: Lower clamp of the affinity ("official" form).
+        layer_reduction, empty_term_patience: see :class:`DistillationLoss`.
 
     Returns from ``forward``: dict with ``feature``.
     """
-
-    needs_attention = False
-    needs_teacher_queries = False
-    needs_teacher_assignment = False
 
     def __init__(
         self,
@@ -157,30 +180,35 @@ class TargetAwareFeatureDistillation(nn.Module):
         teacher_channels: int | Sequence[int],
         num_levels: int,
         top_k: int = 100,
+        form: str = "paper",
+        quality_gamma: float = 0.5,
         feature_source: str = "input",
         teacher_layers: str = "all",
         mask_floor: float = 0.01,
-        official_squared_mask: bool = False,
+        layer_reduction: str = "sum",
+        empty_term_patience: int = 100,
     ):
-        super().__init__()
-        if feature_source not in FEATURE_SOURCES:
-            raise ValueError(
-                f"feature_source must be one of {FEATURE_SOURCES}, got {feature_source!r}"
-            )
-        if teacher_layers not in TEACHER_LAYERS:
-            raise ValueError(
-                f"teacher_layers must be one of {TEACHER_LAYERS}, got {teacher_layers!r}"
-            )
+        super().__init__(layer_reduction=layer_reduction, empty_term_patience=empty_term_patience)
+        for name, value, allowed in (
+            ("feature_source", feature_source, FEATURE_SOURCES),
+            ("teacher_layers", teacher_layers, TEACHER_LAYERS),
+            ("form", form, FORMS),
+        ):
+            if value not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
         if num_levels < 1 or top_k < 1 or mask_floor <= 0:
             raise ValueError("num_levels and top_k must be >= 1 and mask_floor > 0")
+        if not 0.0 <= quality_gamma <= 1.0:
+            raise ValueError(f"quality_gamma must be in [0, 1], got {quality_gamma}")
         self.student_channels = _per_level(student_channels, num_levels, "student_channels")
         self.teacher_channels = _per_level(teacher_channels, num_levels, "teacher_channels")
         self.num_levels = num_levels
         self.top_k = top_k
+        self.form = form
+        self.quality_gamma = quality_gamma
         self.feature_source = feature_source
         self.teacher_layers = teacher_layers
         self.mask_floor = mask_floor
-        self.official_squared_mask = official_squared_mask
         self.adapters = nn.ModuleList(
             nn.Conv2d(s, t, kernel_size=1) if s != t else nn.Identity()
             for s, t in zip(self.student_channels, self.teacher_channels)
@@ -207,28 +235,28 @@ class TargetAwareFeatureDistillation(nn.Module):
                     f"{tuple(fs.shape)} and teacher {tuple(ft.shape)}"
                 )
 
-    def level_loss(self, error: Tensor, mask: Tensor, channels: int) -> Tensor:
-        """Masked imitation loss of one level.
+    def level_loss(self, error: Tensor, queries: Tensor, scores: Tensor, teacher: Tensor):
+        """Loss of one level for one teacher layer.
 
         Args:
-            error: (B, H, W) squared error summed over channels,
-                ``sum_c (adapt(F_S) - F_T)^2``; it does not depend on the mask, so it is
-                computed once per level for all teacher layers.
-            mask: (B, H, W) mask.
-            channels: C, the teacher's channels.
+            error: (B, H, W) ``sum_c (adapt(F_S) - F_T)^2`` (mask-free, so computed once per
+                level for all teacher layers).
+            queries: (B, K, D) selected teacher queries.
+            scores: (B, K) their quality scores.
+            teacher: (B, D, H, W) teacher feature.
 
         Returns:
-            Scalar tensor: ``sum M e / (sum M * C)`` (paper intent), or with
-            ``official_squared_mask`` the official ``mean((M F_S - M F_T)^2)`` over B*C*H*W,
-            i.e. ``sum M^2 e / (B C H W)``.
+            Scalar: "paper" ``sum_hw weight e / (B d H W)``; "official" ``sum M^2 e / (B d H W)``.
         """
-        if self.official_squared_mask:
-            return (error * mask.pow(2)).sum() / (error.numel() * channels)
-        return (error * mask).sum() / (mask.sum() * channels).clamp(min=1e-6)
+        if self.form == "official":
+            weight = official_mask(queries, scores, teacher, self.mask_floor).pow(2)
+        else:
+            weight = paper_mask_weight(queries, scores, teacher)
+        return (error * weight).sum() / (error.numel() * teacher.shape[1])
 
     def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
         s_feats, _ = _level_features(inputs.student.encoder, self.feature_source)
-        t_feats, t_pads = _level_features(inputs.teacher.encoder, self.feature_source)
+        t_feats, _ = _level_features(inputs.teacher.encoder, self.feature_source)
         t_feats = [f.detach() for f in t_feats]
         self._check_features(s_feats, t_feats)
         adapted = [adapter(f) for adapter, f in zip(self.adapters, s_feats)]
@@ -240,34 +268,34 @@ class TargetAwareFeatureDistillation(nn.Module):
         ):
             raise ValueError(
                 f"teacher decoder hidden size {decoder.hidden_states.shape[-1]} must equal the "
-                f"teacher feature channels {self.teacher_channels} (cosine of query and feature)"
+                f"teacher feature channels {self.teacher_channels} (queries meet features)"
             )
         errors = [
             (fs.float() - ft.float()).pow(2).sum(1) for fs, ft in zip(adapted, t_feats)
         ]  # per level (B, H, W)
         layers = range(decoder.num_layers) if self.teacher_layers == "all" else [-1]
-        total = adapted[0].new_zeros(()).float()
+        gamma = self.quality_gamma if self.form == "paper" else None
+        per_layer = []
         for t in layers:
             probs = class_probabilities(
                 decoder.pred_logits[t].detach().float(), inputs.teacher_class_type
             )
             query_idx, scores = query_quality_scores(
-                probs, decoder.pred_boxes[t].detach(), inputs.targets, self.top_k
+                probs, decoder.pred_boxes[t].detach(), inputs.targets, self.top_k, gamma
             )
             hidden = decoder.hidden_states[t].detach()
             queries = torch.gather(
                 hidden, 1, query_idx.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
             )
-            masks = target_aware_masks(queries, scores, t_feats, t_pads, self.mask_floor)
-            for error, ft, m in zip(errors, t_feats, masks):
-                total = total + self.level_loss(error, m, ft.shape[1])
-        if not self.official_squared_mask:
-            total = total / len(layers)
-        return {"feature": total}
+            total = sum(
+                self.level_loss(error, queries, scores, ft) for error, ft in zip(errors, t_feats)
+            )
+            per_layer.append({"feature": total})
+        return self.combine_layers(per_layer)
 
     def extra_repr(self) -> str:
         return (
-            f"top_k={self.top_k}, feature_source={self.feature_source!r}, "
-            f"teacher_layers={self.teacher_layers!r}, mask_floor={self.mask_floor}, "
-            f"official_squared_mask={self.official_squared_mask}"
+            f"top_k={self.top_k}, form={self.form!r}, quality_gamma={self.quality_gamma}, "
+            f"feature_source={self.feature_source!r}, teacher_layers={self.teacher_layers!r}, "
+            f"mask_floor={self.mask_floor}, {super().extra_repr()}"
         )

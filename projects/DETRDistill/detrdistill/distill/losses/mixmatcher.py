@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from ...modeling.outputs import DecoderOutputs
 from ..inputs import DistillationInputs
@@ -14,7 +14,8 @@ from ..matching import (
     split_by_layer,
 )
 from .attention import AttentionDistillation
-from .prediction import LayerAverage, PredictionDistillation
+from .base import DistillationLoss
+from .prediction import PredictionDistillation
 
 __all__ = ["AdaptiveMatchingDistillation", "FixedMatchingDistillation"]
 
@@ -26,24 +27,44 @@ def _layer_attention(decoder: DecoderOutputs, layer: int, which: str):
     return None if maps is None else maps[layer]
 
 
-class _DecoderDistillation(nn.Module):
-    """Prediction + attention distillation of paired decoder layers (shared by both matchers)."""
+class _DecoderDistillation(DistillationLoss):
+    """Prediction + attention distillation of paired decoder layers (shared by both matchers).
 
-    needs_attention = False  # per instance: True when an attention weight is > 0
-    needs_teacher_assignment = False
+    ``attention`` is an :class:`AttentionDistillation`, or None for its defaults with
+    ``self_attn_weight`` / ``cross_attn_weight``.
+    """
 
     def __init__(
         self,
         prediction: PredictionDistillation | None,
         self_attn_weight: float,
         cross_attn_weight: float,
+        attention: AttentionDistillation | None,
+        layer_reduction: str,
+        empty_term_patience: int,
     ):
-        super().__init__()
+        super().__init__(layer_reduction=layer_reduction, empty_term_patience=empty_term_patience)
         self.prediction = prediction if prediction is not None else PredictionDistillation()
-        self.attention = AttentionDistillation(
-            self_attn_weight=self_attn_weight, cross_attn_weight=cross_attn_weight
-        )
+        if attention is None:
+            attention = AttentionDistillation(
+                self_attn_weight=self_attn_weight, cross_attn_weight=cross_attn_weight
+            )
+        elif self_attn_weight or cross_attn_weight:
+            raise ValueError(
+                "give the attention weights either to the AttentionDistillation passed as "
+                "attention= or as self_attn_weight/cross_attn_weight, not both"
+            )
+        self.attention = attention
         self.needs_attention = self.attention.enabled
+
+    def distill_pairs(self, inputs, student, layer_pairs, per_layer_pairs) -> dict[str, Tensor]:
+        """Distill every layer pair on its query pairs and combine the layers."""
+        per_layer, count = [], 0
+        for (s, t), pairs in zip(layer_pairs, per_layer_pairs):
+            per_layer.append(self.distill_layer(inputs, student, s, t, pairs))
+            count += self.prediction.last_counts["class"]
+        self.empty_terms.update({"pairs": count})
+        return self.combine_layers(per_layer)
 
     def distill_layer(
         self,
@@ -86,13 +107,16 @@ class AdaptiveMatchingDistillation(_DecoderDistillation):
     matched to the student's layer-``s`` predictions (one joint soft match, ``matcher``), and
     the pairs are distilled on predictions (``prediction``) and, when their weights are > 0,
     on self-attention (restricted to the matched queries) and cross-attention (matched
-    queries' maps over the memory). Averaged over layer pairs.
+    queries' maps over the memory, or all queries' with the port's scope). Layer pairs combine
+    by ``layer_reduction`` (the public port: sum).
 
     Args:
         matcher: A :class:`TeacherStudentMatcher` (default: its defaults).
         prediction: A :class:`PredictionDistillation` (default: class 1 / L1 5 / GIoU 2).
-        self_attn_weight: Weight of the self-attention MSE.
-        cross_attn_weight: Weight of the cross-attention MSE.
+        self_attn_weight: Weight of the self-attention term (default distance, KL).
+        cross_attn_weight: Weight of the cross-attention term.
+        attention: An :class:`AttentionDistillation` instead of the two weights.
+        layer_reduction, empty_term_patience: see :class:`DistillationLoss`.
 
     Returns from ``forward``: dict with ``class``, ``bbox``, ``giou`` and, when enabled,
     ``self_attn`` and ``cross_attn``.
@@ -107,8 +131,18 @@ class AdaptiveMatchingDistillation(_DecoderDistillation):
         prediction: PredictionDistillation | None = None,
         self_attn_weight: float = 0.0,
         cross_attn_weight: float = 0.0,
+        attention: AttentionDistillation | None = None,
+        layer_reduction: str = "sum",
+        empty_term_patience: int = 100,
     ):
-        super().__init__(prediction, self_attn_weight, cross_attn_weight)
+        super().__init__(
+            prediction,
+            self_attn_weight,
+            cross_attn_weight,
+            attention,
+            layer_reduction,
+            empty_term_patience,
+        )
         self.matcher = matcher if matcher is not None else TeacherStudentMatcher()
 
     def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
@@ -123,10 +157,8 @@ class AdaptiveMatchingDistillation(_DecoderDistillation):
             layers_as_batch(teacher.pred_boxes, t_layers),
             inputs.student_class_type,
         )
-        mean = LayerAverage(len(inputs.layer_pairs))
-        for (s, t), pairs in zip(inputs.layer_pairs, split_by_layer(all_pairs, len(s_layers))):
-            mean.add(self.distill_layer(inputs, student, s, t, pairs))
-        return mean.total
+        per_layer_pairs = split_by_layer(all_pairs, len(s_layers))
+        return self.distill_pairs(inputs, student, inputs.layer_pairs, per_layer_pairs)
 
 
 class FixedMatchingDistillation(_DecoderDistillation):
@@ -135,12 +167,15 @@ class FixedMatchingDistillation(_DecoderDistillation):
     ``inputs.student.extra`` (the student decoder's outputs for the teacher's initial queries,
     Qt queries) is compared with the teacher's own outputs, query i with query i, for every
     ``(s, t)`` in ``inputs.layer_pairs``: predictions and, when enabled, the extra group's own
-    (B, H, Qt, Qt) self-attention block and its cross-attention. Averaged over layer pairs.
+    (B, H, Qt, Qt) self-attention block and its cross-attention. Layer pairs combine by
+    ``layer_reduction`` (the public port: sum).
 
     Args:
         prediction: A :class:`PredictionDistillation` (default: class 1 / L1 5 / GIoU 2).
-        self_attn_weight: Weight of the self-attention MSE.
-        cross_attn_weight: Weight of the cross-attention MSE.
+        self_attn_weight: Weight of the self-attention term (default distance, KL).
+        cross_attn_weight: Weight of the cross-attention term.
+        attention: An :class:`AttentionDistillation` instead of the two weights.
+        layer_reduction, empty_term_patience: see :class:`DistillationLoss`.
 
     Returns from ``forward``: dict with ``class``, ``bbox``, ``giou`` and, when enabled,
     ``self_attn`` and ``cross_attn``.
@@ -154,8 +189,18 @@ class FixedMatchingDistillation(_DecoderDistillation):
         prediction: PredictionDistillation | None = None,
         self_attn_weight: float = 0.0,
         cross_attn_weight: float = 0.0,
+        attention: AttentionDistillation | None = None,
+        layer_reduction: str = "sum",
+        empty_term_patience: int = 100,
     ):
-        super().__init__(prediction, self_attn_weight, cross_attn_weight)
+        super().__init__(
+            prediction,
+            self_attn_weight,
+            cross_attn_weight,
+            attention,
+            layer_reduction,
+            empty_term_patience,
+        )
 
     def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
         extra, teacher = inputs.student.extra, inputs.teacher.decoder
@@ -172,7 +217,5 @@ class FixedMatchingDistillation(_DecoderDistillation):
             )
         index = torch.arange(num_queries)
         pairs = [(index, index)] * bsz
-        mean = LayerAverage(len(inputs.layer_pairs))
-        for s, t in inputs.layer_pairs:
-            mean.add(self.distill_layer(inputs, extra, s, t, pairs))
-        return mean.total
+        layer_pairs = inputs.layer_pairs
+        return self.distill_pairs(inputs, extra, layer_pairs, [pairs] * len(layer_pairs))

@@ -9,10 +9,12 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torchvision.ops import generalized_box_iou_loss
 
-from ...layers import box_cxcywh_to_xyxy
+from ...layers import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
 from ..matching import _check_class_type, class_probabilities
 
-__all__ = ["PredictionDistillation", "average_count", "gather_pairs", "LayerAverage"]
+__all__ = ["PredictionDistillation", "average_count", "gather_pairs", "clamp_boxes_to_image"]
+
+CLASS_LOSSES = ("bce", "binary_kl")
 
 Pairs = list[tuple[Tensor, Tensor]]
 
@@ -29,6 +31,19 @@ def average_count(count: int | float, device: torch.device) -> float:
     return max(total.item() / world_size, 1.0)
 
 
+def clamp_boxes_to_image(boxes: Tensor) -> Tensor:
+    """Clip normalised cxcywh boxes to the image in xyxy (the official DETRDistill code clamps
+    the teacher's boxes to the image before using them as targets).
+
+    Args:
+        boxes: (..., 4) normalised cxcywh.
+
+    Returns:
+        (..., 4) normalised cxcywh whose xyxy corners lie in [0, 1].
+    """
+    return box_xyxy_to_cxcywh(box_cxcywh_to_xyxy(boxes).clamp(0.0, 1.0))
+
+
 def gather_pairs(pairs: Pairs, device: torch.device) -> tuple[Tensor, Tensor, Tensor]:
     """Flatten per-image pairs into ``(batch_idx, student_idx, teacher_idx)``, each (N,)."""
     if not pairs:
@@ -42,46 +57,34 @@ def gather_pairs(pairs: Pairs, device: torch.device) -> tuple[Tensor, Tensor, Te
     return batch.to(device), s_idx.to(device), t_idx.to(device)
 
 
-class LayerAverage:
-    """Accumulates per-layer-pair loss dicts into their mean over ``num_pairs`` pairs."""
-
-    def __init__(self, num_pairs: int):
-        if num_pairs < 1:
-            raise ValueError("layer_pairs is empty: no decoder layer pair to distill")
-        self.num_pairs = num_pairs
-        self.total: dict[str, Tensor] = {}
-
-    def add(self, losses: dict[str, Tensor]) -> None:
-        for key, value in losses.items():
-            scaled = value / self.num_pairs
-            self.total[key] = self.total[key] + scaled if key in self.total else scaled
-
-
 class PredictionDistillation(nn.Module):
-    """Class + box distillation on matched (student query, teacher query) pairs.
+    """Class + box distillation on matched (student query, teacher query) pairs of one layer.
 
-    For N pairs (normaliser ``N`` averaged over processes and clamped >= 1):
+    For N pairs (normaliser ``N`` averaged over processes and clamped >= 1), each component
+    multiplied by its weight:
 
-    * ``class``: focal (sigmoid) student: soft-target BCE-with-logits of ``s / T`` against the
+    * ``class``, focal (sigmoid) student: soft-target BCE-with-logits of ``s / T`` against the
       teacher's foreground probabilities at temperature T (sigmoid, or softmax without the
-      no-object column for a softmax teacher), summed over classes, times ``T^2``, reported
-      minus the targets' entropy (i.e. as the binary KL divergence: the same gradient as the
-      official soft BCE, but 0 when the student reproduces the teacher); softmax
-      student and softmax teacher: ``KL(softmax(t / T) || softmax(s / T)) * T^2`` over all
-      K + 1 outputs. A softmax student cannot learn from a focal teacher (no no-object
-      probability): ValueError. Averaged over all pairs.
-    * ``bbox``: L1 over the 4 normalised cxcywh coordinates; ``giou``: ``1 - GIoU`` (xyxy);
-      averaged over the pairs that carry a box term (all, or those kept by ``box_mask``).
-      With ``weight_by_teacher_confidence`` each pair's box terms are multiplied by the
-      teacher's max foreground probability (T = 1) before averaging.
+      no-object column for a softmax teacher), summed over classes, times ``T^2``, divided by
+      N. ``class_loss="bce"`` reports it as is (the official DETRDistill value);
+      ``"binary_kl"`` subtracts the targets' entropy (same gradient, 0 when the student
+      reproduces the teacher). Softmax student and softmax teacher:
+      ``KL(softmax(t / T) || softmax(s / T)) * T^2`` over all K + 1 outputs. A softmax student
+      cannot learn from a focal teacher (no no-object probability): ValueError.
+    * ``bbox``: L1 summed over the 4 normalised cxcywh coordinates; ``giou``: ``1 - GIoU``
+      (xyxy); summed over the pairs that carry a box term (all, or those kept by ``box_mask``)
+      and divided by their number. With ``weight_by_teacher_confidence`` each pair's box terms
+      are multiplied by the teacher's max foreground probability (T = 1) first.
 
-    Every component is multiplied by its weight. Teacher tensors are detached.
+    Teacher tensors are detached. After each call ``last_counts`` holds the number of pairs
+    behind each component (for :class:`~detrdistill.distill.losses.base.EmptyTermMonitor`).
 
     Args:
         class_weight: Weight of the class term.
         bbox_weight: Weight of the L1 term.
         giou_weight: Weight of the GIoU term.
         temperature: Softening temperature T > 0 of the class term.
+        class_loss: "bce" or "binary_kl" (focal students; see above).
         weight_by_teacher_confidence: Weight box terms by the teacher's confidence.
     """
 
@@ -92,16 +95,21 @@ class PredictionDistillation(nn.Module):
         bbox_weight: float = 5.0,
         giou_weight: float = 2.0,
         temperature: float = 1.0,
+        class_loss: str = "bce",
         weight_by_teacher_confidence: bool = False,
     ):
         super().__init__()
         if temperature <= 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
+        if class_loss not in CLASS_LOSSES:
+            raise ValueError(f"class_loss must be one of {CLASS_LOSSES}, got {class_loss!r}")
         self.class_weight = class_weight
         self.bbox_weight = bbox_weight
         self.giou_weight = giou_weight
         self.temperature = temperature
+        self.class_loss = class_loss
         self.weight_by_teacher_confidence = weight_by_teacher_confidence
+        self.last_counts: dict[str, int] = {}
 
     def class_loss_sum(
         self, student_logits: Tensor, teacher_logits: Tensor, student_type: str, teacher_type: str
@@ -139,12 +147,13 @@ class PredictionDistillation(nn.Module):
                 f"focal student has {s.shape[-1]} classes but the {teacher_type} teacher predicts "
                 f"{target.shape[-1]} foreground classes"
             )
-        bce = F.binary_cross_entropy_with_logits(s, target, reduction="sum")
-        # minus the target entropy: same gradient, and 0 when the student equals the teacher
-        entropy = -(
-            torch.special.xlogy(target, target) + torch.special.xlogy(1 - target, 1 - target)
-        )
-        return (bce - entropy.sum()) * temp**2
+        loss = F.binary_cross_entropy_with_logits(s, target, reduction="sum")
+        if self.class_loss == "binary_kl":  # minus the targets' entropy: same gradient
+            entropy = -(
+                torch.special.xlogy(target, target) + torch.special.xlogy(1 - target, 1 - target)
+            )
+            loss = loss - entropy.sum()
+        return loss * temp**2
 
     def forward_pairs(
         self,
@@ -180,7 +189,8 @@ class PredictionDistillation(nn.Module):
             raise ValueError(f"{len(pairs)} pair lists for a batch of {student_logits.shape[0]}")
         device = student_logits.device
         batch, s_idx, t_idx = gather_pairs(pairs, device)
-        num_pairs = average_count(len(batch), device)
+        num_pairs_local = len(batch)
+        num_pairs = average_count(num_pairs_local, device)
 
         class_sum = self.class_loss_sum(
             student_logits[batch, s_idx],
@@ -191,6 +201,7 @@ class PredictionDistillation(nn.Module):
         if box_mask is not None:
             keep = box_mask.to(device)[batch, t_idx]
             batch, s_idx, t_idx = batch[keep], s_idx[keep], t_idx[keep]
+        self.last_counts = {"class": int(num_pairs_local), "bbox": len(batch), "giou": len(batch)}
         num_box_pairs = average_count(len(batch), device)
         src = student_boxes[batch, s_idx].float()
         tgt = teacher_boxes[batch, t_idx].detach().float()
@@ -224,5 +235,6 @@ class PredictionDistillation(nn.Module):
         return (
             f"class_weight={self.class_weight}, bbox_weight={self.bbox_weight}, "
             f"giou_weight={self.giou_weight}, temperature={self.temperature}, "
+            f"class_loss={self.class_loss!r}, "
             f"weight_by_teacher_confidence={self.weight_by_teacher_confidence}"
         )

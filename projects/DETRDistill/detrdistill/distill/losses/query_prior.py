@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-from torch import Tensor, nn
+from torch import Tensor
 
 from ..inputs import DistillationInputs
 from ..layer_mapping import map_decoder_layers
+from .base import DistillationLoss
 
 __all__ = ["QueryPriorAssignmentDistillation"]
 
 ASSIGNMENTS = ("teacher", "student")
 
 
-class QueryPriorAssignmentDistillation(nn.Module):
+class QueryPriorAssignmentDistillation(DistillationLoss):
     """Supervise the student's outputs for the teacher's queries with the ground truth.
 
     The wrapper feeds the teacher's initial queries through the student decoder as an extra
@@ -31,16 +32,18 @@ class QueryPriorAssignmentDistillation(nn.Module):
     with the ``loss_`` prefix removed: ``class``, ``bbox``, ``giou`` for the last layer and
     ``class_{l}``, ``bbox_{l}``, ``giou_{l}`` for earlier layers.
 
+    Every student layer is its own key (the criterion's per-layer terms), i.e. layers are
+    summed, as in the official code.
+
     Args:
         assignment: "teacher" or "student".
+        empty_term_patience: see :class:`DistillationLoss`.
     """
 
-    needs_attention = False
     needs_teacher_queries = True
-    needs_teacher_assignment = True  # per instance: assignment == "teacher"
 
-    def __init__(self, *, assignment: str = "teacher"):
-        super().__init__()
+    def __init__(self, *, assignment: str = "teacher", empty_term_patience: int = 100):
+        super().__init__(empty_term_patience=empty_term_patience)
         if assignment not in ASSIGNMENTS:
             raise ValueError(f"assignment must be one of {ASSIGNMENTS}, got {assignment!r}")
         self.assignment = assignment
@@ -83,6 +86,7 @@ class QueryPriorAssignmentDistillation(nn.Module):
             )
             indices = [inputs.teacher_gt_indices[t] for t in layers]
         losses, _ = inputs.student_criterion(extra, inputs.targets, indices=indices)
+        self.empty_terms.update({"ground truth": sum(len(t["labels"]) for t in inputs.targets)})
         return {k.removeprefix("loss_"): v for k, v in losses.items()}
 
     def extra_repr(self) -> str:

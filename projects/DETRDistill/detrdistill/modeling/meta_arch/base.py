@@ -292,6 +292,25 @@ class DETRBase(nn.Module):
         """
         raise NotImplementedError
 
+    @property
+    def has_reference_head(self) -> bool:
+        """Whether :meth:`reference_from_pos` maps positional queries to reference points."""
+        return False
+
+    def reference_from_pos(self, pos: Tensor) -> Tensor:
+        """Reference points of positional queries through this model's own reference head
+        (variant hook; used for a teacher-query group, see ``teacher_query_reference``).
+
+        Args:
+            pos: (B, Q, D) positional queries.
+
+        Returns:
+            (B, Q, 2) reference points in [0, 1].
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not derive reference points from positional queries"
+        )
+
     def decode(
         self,
         queries: QueryGroup,

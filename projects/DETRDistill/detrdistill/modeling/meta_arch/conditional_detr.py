@@ -28,8 +28,15 @@ class ConditionalDETR(DETRBase):
         super().__init__(num_queries=num_queries, hidden_dim=hidden_dim, **kwargs)
         self.query_embed = nn.Embedding(num_queries, hidden_dim)
 
+    @property
+    def has_reference_head(self) -> bool:
+        return True
+
+    def reference_from_pos(self, pos):
+        return self.decoder.reference_from_pos(pos)
+
     def initial_queries(self, encoder: EncoderOutputs):
         batch = encoder.memory.shape[0]
         pos = self.query_embed.weight[None].expand(batch, -1, -1)
-        reference = self.decoder.reference_from_pos(pos)
+        reference = self.reference_from_pos(pos)
         return QueryGroup(content=torch.zeros_like(pos), pos=pos, reference=reference), None

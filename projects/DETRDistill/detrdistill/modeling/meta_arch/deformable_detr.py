@@ -75,8 +75,17 @@ class DeformableDETR(DETRBase):
             pos, content = self.query_embedding.weight.split(self.hidden_dim, dim=1)
             pos = pos[None].expand(batch, -1, -1)
             content = content[None].expand(batch, -1, -1)
-            return QueryGroup(content, pos, self.reference_points(pos).sigmoid()), None
+            return QueryGroup(content, pos, self.reference_from_pos(pos)), None
         return self._two_stage_queries(encoder)
+
+    @property
+    def has_reference_head(self) -> bool:
+        return not self.as_two_stage
+
+    def reference_from_pos(self, pos: Tensor) -> Tensor:
+        if self.as_two_stage:
+            return super().reference_from_pos(pos)
+        return self.reference_points(pos).sigmoid()
 
     def _two_stage_queries(self, encoder: EncoderOutputs):
         memory, proposals = self._encoder_proposals(encoder)
