@@ -2,7 +2,6 @@
 # The README's distillation table on the embedded shapes data: one teacher, every student on the
 # same 500-iteration schedule, 3 seeds, two runs at a time with one thread each (2 CPU cores).
 #
-#   python train_net.py --config-file shapes/deformable_detr_tiny_teacher.py   # the teacher, once
 #   bash experiments/shapes_table.sh [SEEDS...]                               # default: 0 1 2
 #   python experiments/summarize.py                                           # the table
 #
@@ -28,12 +27,7 @@ DEFAULT_CONFIGS=(
   d3etr/shapes_deformable_tiny_strong_attention.py
 )
 read -r -a CONFIGS <<<"${CONFIGS:-${DEFAULT_CONFIGS[*]}}"
-TEACHER=output/shapes/deformable_detr_tiny_teacher/model_final.pth
-if [[ ! -f $TEACHER ]]; then
-  echo "missing teacher $TEACHER: train it with" >&2
-  echo "  python train_net.py --config-file shapes/deformable_detr_tiny_teacher.py" >&2
-  exit 1
-fi
+# The pair configs read the teacher shipped with the package (detrdistill://shipped/...).
 
 jobs_file=$(mktemp)
 for seed in ${SEEDS[@]}; do

@@ -1,4 +1,5 @@
-"""`python -m detrdistill.demo`: a teacher and three students, one table, two pictures."""
+"""`python -m detrdistill.demo`: the shipped teacher and three smaller students, one table, two
+pictures."""
 
 import json
 import os
@@ -11,14 +12,26 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_format_table_is_markdown():
-    row = dict(
-        name="DETRDistill", iterations=300, AP=41.25, AP50=60.0, AP75=50.04, params_m=4.2871,
-        gflops=0.371, latency_ms=12.345,
+    teacher = dict(
+        name="teacher", iterations=4000, AP=80.0, AP50=95.0, AP75=90.0, params_m=4.2871,
+        gflops=0.496, latency_ms=30.0,
     )  # fmt: skip
-    header, rule, line = demo.format_table([row]).splitlines()
-    assert header.startswith("| model | iterations | AP | AP50 | AP75 | params (M) | GFLOPs |")
-    assert rule.count("---") == 8
-    assert line == "| DETRDistill | 300 | 41.2 | 60.0 | 50.0 | 4.29 | 0.37 | 12.3 |"
+    row = dict(
+        name="DETRDistill", iterations=300, AP=41.25, AP50=60.0, AP75=50.04, params_m=1.0283,
+        gflops=0.108, latency_ms=12.0,
+    )  # fmt: skip
+    header, rule, first, line = demo.format_table([teacher, row]).splitlines()
+    assert header.startswith("| model | iterations | AP | AP50 | AP75 | % of teacher AP |")
+    assert header.endswith("| speed-up vs teacher |")
+    assert rule.count("---") == 10
+    assert first.endswith("| 100% | 4.29 | 0.50 | 30.0 | 1.0x |")
+    assert line == "| DETRDistill | 300 | 41.2 | 60.0 | 50.0 | 52% | 1.03 | 0.11 | 12.0 | 2.5x |"
+
+
+def test_eval_period_gives_at_least_the_asked_evaluations():
+    for iters, evals in ((500, 6), (2, 6), (7, 3), (600, 6)):
+        period = demo.eval_period(iters, evals)
+        assert period >= 1 and len(range(period, iters + 1, period)) >= min(evals, iters)
 
 
 def test_read_eval_history(tmp_path):
@@ -40,29 +53,17 @@ def test_read_eval_history(tmp_path):
     ]
 
 
-def test_teacher_cache_follows_config_and_key(tmp_path):
-    stage = demo.Stage("teacher", demo.TEACHER_CONFIG, str(tmp_path), 800, ["train.seed=0"])
-    key = demo.teacher_cache_key(stage)
-    assert key == demo.teacher_cache_key(stage)
-    longer = demo.Stage("teacher", demo.TEACHER_CONFIG, str(tmp_path), 900, ["train.seed=0"])
-    assert demo.teacher_cache_key(longer) != key
-    other_seed = demo.Stage("teacher", demo.TEACHER_CONFIG, str(tmp_path), 800, ["train.seed=1"])
-    assert demo.teacher_cache_key(other_seed) != key
+def test_demo_uses_the_shipped_teacher_and_smaller_students():
+    from detrdistill.checkpoint import SHIPPED
+    from detrdistill.model_zoo import get_config
 
-    checkpoint, key_file = tmp_path / "model_final.pth", tmp_path / demo.CACHE_KEY_FILE
-    assert not demo.is_cached(str(checkpoint), str(key_file), key)
-    checkpoint.write_bytes(b"weights")
-    assert not demo.is_cached(str(checkpoint), str(key_file), key)  # no key yet
-    key_file.write_text(key + "\n")
-    assert demo.is_cached(str(checkpoint), str(key_file), key)
-    assert not demo.is_cached(str(checkpoint), str(key_file), demo.teacher_cache_key(longer))
-
-
-def test_cache_key_ignores_the_demo_itself():
-    sources = demo._package_sources()
-    assert sources and all(path.endswith(".py") for path in sources)
-    assert os.path.abspath(demo.__file__) not in map(os.path.abspath, sources)
-    assert any(path.endswith(os.path.join("modeling", "matcher.py")) for path in sources)
+    assert demo.TEACHER_WEIGHTS.removeprefix("detrdistill://shipped/") in SHIPPED
+    teacher = get_config(demo.TEACHER_CONFIG).model
+    for _, config in demo.STUDENTS:
+        cfg = get_config(config).model
+        student = cfg.get("student", cfg)
+        assert student.hidden_dim < teacher.hidden_dim
+        assert student.backbone.width < teacher.backbone.width
 
 
 def test_bad_arguments_exit_2(tmp_path, monkeypatch):
@@ -82,7 +83,7 @@ def test_demo_runs_end_to_end_on_a_tiny_split(tmp_path, monkeypatch, capsys):
     out = tmp_path / "out"
     result = demo.main(
         [
-            "--teacher-iters", "2", "--student-iters", "2", "--eval-every", "1",
+            "--student-iters", "2", "--evals", "2",
             "--latency-images", "2", "--output-dir", str(out),
             "dataloader.train.dataset.name=demo_train",
             "dataloader.train.dataset.num_images=4",
@@ -103,11 +104,10 @@ def test_demo_runs_end_to_end_on_a_tiny_split(tmp_path, monkeypatch, capsys):
     # every student evaluated after each iteration, on the same schedule
     for name in ("baseline", "DETRDistill", "D3ETR"):
         assert [h["iteration"] for h in result["histories"][name]] == [1, 2]
-    assert result["teacher_cached"] is False
+    assert result["teacher"] == demo.TEACHER_WEIGHTS
     machine = result["machine"]
     assert result["date"] and machine["cpu_logical_cores"] >= 1 and machine["torch"]
     for name in ("ap_vs_iteration.png", "detections.png", "results.json", "results.md"):
         assert (out / name).stat().st_size > 0
-    assert (out / "teacher" / demo.CACHE_KEY_FILE).is_file()
     printed = capsys.readouterr().out
     assert "| D3ETR | 2 |" in printed and "train_net.py --config-file d3etr/" in printed

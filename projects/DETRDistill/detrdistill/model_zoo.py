@@ -70,6 +70,10 @@ CHECKPOINTS: dict[str, str] = {
         "detr_r50",
     )
 }
+# Weights shipped in the package (detrdistill/weights/, sha256-checked: checkpoint/shipped.py).
+CHECKPOINTS["shapes/deformable_detr_tiny_teacher"] = (
+    f"{CHECKPOINT_PREFIX}shipped/shapes_deformable_detr_tiny_teacher.pth"
+)
 
 
 def configs_root() -> Path:

@@ -24,12 +24,15 @@ from .safe_load import (
     safe_globals_names,
     safe_load,
 )
+from .shipped import SHIPPED, ShippedWeights, shipped_path, verify_shipped
 
 __all__ = [
     "CHECKPOINTS_ENV",
     "DISTILLATION_PREFIXES",
     "PREFIX",
     "SAFE_GLOBALS",
+    "SHIPPED",
+    "ShippedWeights",
     "CheckpointReadError",
     "DetrDistillHandler",
     "InitCheckpointer",
@@ -42,6 +45,8 @@ __all__ = [
     "register_path_handler",
     "safe_globals_names",
     "safe_load",
+    "shipped_path",
+    "verify_shipped",
 ]
 
 register_path_handler()

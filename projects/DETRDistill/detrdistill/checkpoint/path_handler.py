@@ -3,6 +3,8 @@
 ``detrdistill://<relative path>`` resolves to ``<cache>/<relative path>`` where ``<cache>`` is
 ``$DETRDISTILL_CHECKPOINTS`` if set, else ``~/.cache/detrdistill/checkpoints``. Nothing is
 downloaded: a missing file raises ``FileNotFoundError`` naming the path and how to obtain it.
+``detrdistill://shipped/<file>`` is a file shipped in the package (:mod:`.shipped`), its sha256
+checked whenever it is resolved.
 The handler is registered on detectron2's global ``PathManager``, so ``DetectionCheckpointer``,
 ``train.init_checkpoint`` and ``PathManager.open`` understand the prefix.
 """
@@ -14,6 +16,8 @@ from typing import IO, Any
 
 from detectron2.utils.file_io import PathManager
 from iopath.common.file_io import PathHandler
+
+from .shipped import SHIPPED_FOLDER, shipped_path, weights_dir
 
 __all__ = [
     "CHECKPOINTS_ENV",
@@ -47,10 +51,15 @@ class DetrDistillHandler(PathHandler):
 
     def _resolve(self, path: str) -> str:
         name = path[len(PREFIX) :].lstrip("/")
+        if name.startswith(SHIPPED_FOLDER):
+            return str(weights_dir() / name[len(SHIPPED_FOLDER) :])
         return os.path.join(checkpoint_cache_dir(), name)
 
     def _get_local_path(self, path: str, force: bool = False, **kwargs: Any) -> str:
         self._check_kwargs(kwargs)
+        name = path[len(PREFIX) :].lstrip("/")
+        if name.startswith(SHIPPED_FOLDER):
+            return shipped_path(name[len(SHIPPED_FOLDER) :])
         local = self._resolve(path)
         if not os.path.isfile(local):
             raise FileNotFoundError(
@@ -64,6 +73,8 @@ class DetrDistillHandler(PathHandler):
     def _open(self, path: str, mode: str = "r", buffering: int = -1, **kwargs: Any) -> IO:
         self._check_kwargs(kwargs)
         if any(flag in mode for flag in "wax"):
+            if path[len(PREFIX) :].lstrip("/").startswith(SHIPPED_FOLDER):
+                raise PermissionError(f"{path} is a shipped file; it is read-only")
             local = self._resolve(path)
             os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
         else:

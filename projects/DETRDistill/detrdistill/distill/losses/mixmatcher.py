@@ -36,12 +36,13 @@ class _DecoderDistillation(DistillationLoss):
 
     def __init__(
         self,
-        prediction: PredictionDistillation | None,
-        self_attn_weight: float,
-        cross_attn_weight: float,
-        attention: AttentionDistillation | None,
-        layer_reduction: str,
-        empty_term_patience: int,
+        *,
+        prediction: PredictionDistillation | None = None,
+        self_attn_weight: float = 0.0,
+        cross_attn_weight: float = 0.0,
+        attention: AttentionDistillation | None = None,
+        layer_reduction: str = "sum",
+        empty_term_patience: int = 100,
     ):
         super().__init__(layer_reduction=layer_reduction, empty_term_patience=empty_term_patience)
         self.prediction = prediction if prediction is not None else PredictionDistillation()
@@ -124,25 +125,8 @@ class AdaptiveMatchingDistillation(_DecoderDistillation):
 
     needs_teacher_queries = False
 
-    def __init__(
-        self,
-        *,
-        matcher: TeacherStudentMatcher | None = None,
-        prediction: PredictionDistillation | None = None,
-        self_attn_weight: float = 0.0,
-        cross_attn_weight: float = 0.0,
-        attention: AttentionDistillation | None = None,
-        layer_reduction: str = "sum",
-        empty_term_patience: int = 100,
-    ):
-        super().__init__(
-            prediction,
-            self_attn_weight,
-            cross_attn_weight,
-            attention,
-            layer_reduction,
-            empty_term_patience,
-        )
+    def __init__(self, *, matcher: TeacherStudentMatcher | None = None, **kwargs):
+        super().__init__(**kwargs)
         self.matcher = matcher if matcher is not None else TeacherStudentMatcher()
 
     def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
@@ -182,25 +166,6 @@ class FixedMatchingDistillation(_DecoderDistillation):
     """
 
     needs_teacher_queries = True
-
-    def __init__(
-        self,
-        *,
-        prediction: PredictionDistillation | None = None,
-        self_attn_weight: float = 0.0,
-        cross_attn_weight: float = 0.0,
-        attention: AttentionDistillation | None = None,
-        layer_reduction: str = "sum",
-        empty_term_patience: int = 100,
-    ):
-        super().__init__(
-            prediction,
-            self_attn_weight,
-            cross_attn_weight,
-            attention,
-            layer_reduction,
-            empty_term_patience,
-        )
 
     def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
         extra, teacher = inputs.student.extra, inputs.teacher.decoder

@@ -1,0 +1,111 @@
+"""Teacher weights shipped inside the package (``detrdistill/weights/``), with their provenance.
+
+``detrdistill://shipped/<file>`` resolves to ``detrdistill/weights/<file>`` (see
+:mod:`~detrdistill.checkpoint.path_handler`); the file's sha256 is checked against
+:data:`SHIPPED` every time it is resolved, so a truncated or replaced file stops the run with
+both hashes named. The files are fp16 state dicts (half the size; a detector loads them into
+its fp32 parameters).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["SHIPPED", "ShippedWeights", "shipped_path", "verify_shipped", "weights_dir"]
+
+SHIPPED_FOLDER = "shipped/"
+
+
+@dataclass(frozen=True)
+class ShippedWeights:
+    """One shipped checkpoint.
+
+    Attributes:
+        config: packaged config that builds the model the weights belong to.
+        sha256: hash of the file.
+        ap: COCO box AP (and AP50) of these weights on ``shapes_val``, measured with the command
+            in ``eval_command``.
+        train_command: how the weights were trained (and at which commit).
+        eval_command: how ``ap`` was measured.
+    """
+
+    config: str
+    sha256: str
+    ap: float
+    ap50: float
+    train_command: str
+    eval_command: str
+
+
+SHIPPED: dict[str, ShippedWeights] = {
+    "shapes_deformable_detr_tiny_teacher.pth": ShippedWeights(
+        config="shapes/deformable_detr_tiny_teacher.py",
+        sha256="68cf11f67ff1038c53ef2693d7af7009128e45e51636f916a045259d0b85c791",
+        ap=78.39,
+        ap50=94.95,
+        train_command=(
+            "OMP_NUM_THREADS=1 python train_net.py --config-file "
+            "shapes/deformable_detr_tiny_teacher.py (4,000 iterations, seed 0, commit 5554465, "
+            "about 35 min on one core); then model_final.pth's 'model' saved as fp16"
+        ),
+        eval_command=(
+            "python train_net.py --config-file shapes/deformable_detr_tiny_teacher.py "
+            "--eval-only train.init_checkpoint=detrdistill://shipped/"
+            "shapes_deformable_detr_tiny_teacher.pth"
+        ),
+    ),
+}
+
+
+def weights_dir() -> Path:
+    """The package's ``weights/`` folder."""
+    return Path(__file__).resolve().parent.parent / "weights"
+
+
+def _sha256(path: str) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def verify_shipped(name: str, path: str) -> None:
+    """Check a shipped file's hash.
+
+    Raises:
+        FileNotFoundError: the file is missing from the package.
+        ValueError: its sha256 differs from the recorded one.
+    """
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"shipped weights {name!r} are missing from the package ({path}); reinstall the "
+            "project from a complete clone (git lfs is not used: the file is in the repository)"
+        )
+    actual = _sha256(path)
+    expected = SHIPPED[name].sha256
+    if actual != expected:
+        raise ValueError(
+            f"shipped weights {path} have sha256 {actual}, but {expected} is recorded for "
+            f"{name!r} (detrdistill.checkpoint.shipped.SHIPPED): the file is corrupt or was "
+            "replaced"
+        )
+
+
+def shipped_path(name: str) -> str:
+    """Local path of ``detrdistill://shipped/<name>``, hash checked.
+
+    Raises:
+        KeyError: ``name`` is not a shipped file (the message lists them).
+    """
+    if name not in SHIPPED:
+        raise KeyError(
+            f"detrdistill://{SHIPPED_FOLDER}{name} is not a shipped file; shipped: "
+            f"{sorted(SHIPPED)}"
+        )
+    path = str(weights_dir() / name)
+    verify_shipped(name, path)
+    return path
