@@ -1,6 +1,6 @@
 """Summarise the runs of experiments/shapes_table.sh: mean and spread over seeds, as a table.
 
-    python experiments/summarize.py [--root output/table] [--json FILE]
+    python experiments/summarize.py [--root output/table] [--pair tiny|nano] [--json FILE]
 
 For every config folder ``<root>/<config>/seed<k>/`` with a finished run (``model_final.pth``),
 reads the COCO box AP of the last evaluation (and of the one half-way) from ``metrics.json``
@@ -32,6 +32,13 @@ ROWS = (
         "d3etr/shapes_deformable_tiny_strong_attention",
     ),
 )
+# the compression pair: the shipped tiny teacher -> the nano student
+NANO_ROWS = (
+    ("baseline student (nano)", "shapes/deformable_detr_nano"),
+    ("DETRDistill (a)+(b)+(c)", "detrdistill/shapes_deformable_nano"),
+    ("D3ETR adaptive+fixed", "d3etr/shapes_deformable_nano"),
+)
+PAIRS = {"tiny": ROWS, "nano": NANO_ROWS}
 METRICS = ("AP", "AP50", "AP75")
 
 
@@ -58,10 +65,11 @@ def spread(values: list[float]) -> dict:
     return {"mean": statistics.fmean(values), "std": std, "values": values}
 
 
-def summarize(root: str) -> list[dict]:
-    """One entry per config with runs: label, config, seeds, per-seed and mean/std metrics."""
+def summarize(root: str, rows=ROWS) -> list[dict]:
+    """One entry per config of ``rows`` with runs: label, config, seeds, per-seed and mean/std
+    metrics (the first of ``rows`` is the baseline)."""
     summary = []
-    for label, config in ROWS:
+    for label, config in rows:
         folder = os.path.join(root, config)
         runs = {}
         if os.path.isdir(folder):
@@ -81,8 +89,8 @@ def summarize(root: str) -> list[dict]:
     return summary
 
 
-def format_table(summary: list[dict]) -> str:
-    base = next((e for e in summary if e["config"] == ROWS[0][1] + ".py"), None)
+def format_table(summary: list[dict], rows=ROWS) -> str:
+    base = next((e for e in summary if e["config"] == rows[0][1] + ".py"), None)
     lines = [
         "| student | seeds | AP | ΔAP | AP50 | AP75 | AP per seed | AP half-way |",
         "|---|---|---|---|---|---|---|---|",
@@ -103,12 +111,14 @@ def format_table(summary: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--root", default="output/table")
+    parser.add_argument("--pair", choices=sorted(PAIRS), default="tiny", help="which table")
     parser.add_argument("--json", default=None, help="also write the numbers here")
     args = parser.parse_args(argv)
     if not os.path.isdir(args.root):
         parser.error(f"{args.root} does not exist: run experiments/shapes_table.sh first")
-    summary = summarize(args.root)
-    print(format_table(summary))
+    rows = PAIRS[args.pair]
+    summary = summarize(args.root, rows)
+    print(format_table(summary, rows))
     if args.json:
         os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
         with open(args.json, "w") as f:

@@ -60,3 +60,15 @@ def test_missing_evaluation_is_an_error(tmp_path, summarize):
     (folder / "model_final.pth").write_bytes(b"x")
     with pytest.raises(ValueError, match="no bbox evaluation"):
         summarize.summarize(str(tmp_path))
+
+
+def test_nano_pair_has_its_own_baseline(tmp_path, summarize):
+    base, method = "shapes/deformable_detr_nano", "d3etr/shapes_deformable_nano"
+    _run(tmp_path, base, 0, [1.0, 4.0])
+    _run(tmp_path, method, 0, [2.0, 13.0])
+    _run(tmp_path, "shapes/deformable_detr_tiny", 0, [5.0, 16.0])  # another pair: left out
+    rows = summarize.PAIRS["nano"]
+    summary = summarize.summarize(str(tmp_path), rows)
+    assert [e["config"] for e in summary] == [base + ".py", method + ".py"]
+    lines = summarize.format_table(summary, rows).splitlines()
+    assert lines[3].startswith("| D3ETR adaptive+fixed | 1 | 13.0 ± 0.0 | +9.0 |")

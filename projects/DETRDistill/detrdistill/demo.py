@@ -15,8 +15,9 @@
 3. prints one table (AP, AP50, AP75, % of the teacher's AP, parameters, GFLOPs from fvcore, CPU
    latency per image, speed-up over the teacher) and writes ``results.json``, ``results.md``,
    ``ap_vs_iteration.png`` (AP of the students against the iteration, the teacher's as a line)
-   and ``detections.png`` (one validation image: ground truth, the teacher's and each student's
-   detections, and the teacher-DETRDistill student matched pairs).
+   and ``detections.png`` (the validation image where the teacher is most right: ground truth,
+   the teacher's and each student's detections, and the teacher-DETRDistill student matched
+   pairs).
 
 Every training runs as ``python train_net.py ...`` (the command is printed) and shows
 detectron2's own ETA; between stages the demo prints the time left for the whole job.
@@ -38,6 +39,7 @@ from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.data.detection_utils import read_image
 from detectron2.structures import BoxMode
+from torchvision.ops import box_iou
 
 import detrdistill  # noqa: F401  (registrations)
 from detrdistill.checkpoint import load_init_checkpoint
@@ -219,13 +221,46 @@ def plot_ap_curves(histories: dict[str, list[dict]], teacher_ap: float, path: st
     ax.set_ylabel("box AP (shapes_val)")
     ax.set_title("Students on the same schedule")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower right")
+    ax.legend(loc="center left")
     fig.subplots_adjust(left=0.14, right=0.97, top=0.92, bottom=0.1)
     return save_figure(fig, path)
 
 
 def _confident(instances):
     return instances[instances.scores >= SCORE_THRESHOLD]
+
+
+@torch.no_grad()
+def teacher_recall(teacher: torch.nn.Module, item: dict, record: dict) -> float:
+    """Share of an image's ground-truth boxes the teacher finds (a detection of the same class
+    with score >= SCORE_THRESHOLD and IoU >= 0.5)."""
+    instances = _confident(teacher([item])[0]["instances"].to("cpu"))
+    objects = record["annotations"]
+    if not objects:
+        return 0.0
+    gt = torch.tensor(
+        [BoxMode.convert(o["bbox"], o["bbox_mode"], BoxMode.XYXY_ABS) for o in objects],
+        dtype=torch.float32,
+    )
+    labels = torch.tensor([o["category_id"] for o in objects])
+    if len(instances) == 0:
+        return 0.0
+    iou = box_iou(gt, instances.pred_boxes.tensor)  # (G, D)
+    same = labels[:, None] == instances.pred_classes[None, :]
+    return float(((iou >= 0.5) & same).any(1).float().mean())
+
+
+def pick_picture_image(teacher: torch.nn.Module, inputs: list[dict], records: dict) -> dict:
+    """The validation image to draw: the one where the teacher is most right (recall, then the
+    number of objects), among the first 20 with at least 3 objects."""
+    candidates = [x for x in inputs[:20] if len(records[x["file_name"]]["annotations"]) >= 3]
+    candidates = candidates or inputs[:1]
+
+    def score(item):
+        record = records[item["file_name"]]
+        return teacher_recall(teacher, item, record), len(record["annotations"])
+
+    return max(candidates, key=score)
 
 
 def draw_demo_picture(
@@ -350,7 +385,7 @@ def main(argv: list[str] | None = None) -> dict:
     dataset = test_cfg.dataloader.test.dataset.name
     names = MetadataCatalog.get(dataset).thing_classes
     records = {r["file_name"]: r for r in DatasetCatalog.get(dataset)}
-    item = max(inputs[:20], key=lambda x: len(records[x["file_name"]]["annotations"]))
+    item = pick_picture_image(detectors["teacher"], inputs, records)
     picture = draw_demo_picture(
         detectors,
         distill_model,
