@@ -226,6 +226,18 @@ class TeacherStudentMatcher(nn.Module):
             student_class_type,
             box_only=box_only,
         )
+        return self.assign(cost, teacher_mask, student_mask=student_mask)
+
+    def assign(
+        self,
+        cost: Tensor,
+        teacher_mask: Tensor | None = None,
+        *,
+        student_mask: Tensor | None = None,
+    ) -> Pairs:
+        """Solve a (B, Qs, Qt) cost from :meth:`cost_matrix`, each image restricted to the
+        student queries / teacher predictions its masks keep (see :meth:`forward`), so that
+        several assignments can share one cost computation."""
         bsz, num_s, num_t = cost.shape
         rows = self._kept(student_mask, bsz, num_s, "student_mask")
         cols = self._kept(teacher_mask, bsz, num_t, "teacher_mask")

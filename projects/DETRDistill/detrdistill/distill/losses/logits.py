@@ -137,18 +137,16 @@ class HungarianLogitsDistillation(DistillationLoss):
             B ``(student_idx, teacher_idx)`` pairs (positives first in "split" mode).
         """
         args = (student_logits, student_boxes, teacher_probs, teacher_boxes, student_class_type)
+        cost = self.matcher.cost_matrix(*args)  # one cost for the joint or both split matches
         if positive is None:
-            return self.matcher(*args)
-        pos_pairs = self.matcher(*args, teacher_mask=positive)
+            return self.matcher.assign(cost)
+        pos_pairs = self.matcher.assign(cost, positive)
         free = torch.ones(student_logits.shape[:2], dtype=torch.bool)
         for b, (s_idx, _) in enumerate(pos_pairs):
             free[b, s_idx] = False
-        neg_pairs = self.matcher(
-            *args,
-            teacher_mask=~positive,
-            student_mask=free.to(positive.device),
-            box_only=self.negative_match == "box",
-        )
+        if self.negative_match == "box":
+            cost = self.matcher.cost_matrix(*args, box_only=True)
+        neg_pairs = self.matcher.assign(cost, ~positive, student_mask=free.to(positive.device))
         return [
             (torch.cat([ps, ns]), torch.cat([pt, nt]))
             for (ps, pt), (ns, nt) in zip(pos_pairs, neg_pairs)
