@@ -25,6 +25,7 @@ from pathlib import Path
 
 from detectron2.data import DatasetCatalog, MetadataCatalog, get_detection_dataset_dicts
 from detectron2.data.datasets import load_coco_json
+from detectron2.structures import BoxMode
 from detectron2.utils.file_io import PathManager
 
 from .synthetic_shapes import (
@@ -241,9 +242,16 @@ def load_coco_json_checked(json_file: str, image_root: str, dataset_name: str) -
     return dicts
 
 
-def _box_is_valid(bbox) -> bool:
-    # XYWH_ABS as load_coco_json returns it; "not (w > 0)" is also true for NaN
-    return len(bbox) == 4 and bbox[2] > 0 and bbox[3] > 0
+def has_positive_size(obj: dict) -> bool:
+    """False for an annotation whose box has zero, negative or NaN width/height in its own
+    ``bbox_mode`` (True without a box).
+
+    Transforming such a box would silently turn it into another, valid-looking box.
+    """
+    if "bbox" not in obj:
+        return True
+    x0, y0, x1, y1 = BoxMode.convert(list(obj["bbox"]), obj["bbox_mode"], BoxMode.XYXY_ABS)
+    return x1 > x0 and y1 > y0
 
 
 def _drop_degenerate_boxes(dicts: list[dict], json_file: str, dataset_name: str) -> int:
@@ -253,10 +261,10 @@ def _drop_degenerate_boxes(dicts: list[dict], json_file: str, dataset_name: str)
         annos = record.get("annotations")
         if not annos:
             continue
-        kept = [a for a in annos if "bbox" not in a or _box_is_valid(a["bbox"])]
+        kept = [a for a in annos if has_positive_size(a)]
         if len(kept) != len(annos):
             if example is None:
-                bad = next(a for a in annos if "bbox" in a and not _box_is_valid(a["bbox"]))
+                bad = next(a for a in annos if not has_positive_size(a))
                 example = (record.get("file_name"), list(bad["bbox"]))
             dropped += len(annos) - len(kept)
             record["annotations"] = kept

@@ -10,7 +10,8 @@ import numpy as np
 import torch
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
-from detectron2.structures import BoxMode
+
+from .datasets import has_positive_size
 
 __all__ = ["DetrDatasetMapper", "build_detr_augmentations", "build_detr_test_augmentations"]
 
@@ -102,17 +103,6 @@ def _as_augmentation_list(augs, what: str) -> T.AugmentationList:
     return T.AugmentationList(augs)
 
 
-def _has_positive_size(obj: dict) -> bool:
-    """False for a box with zero, negative or NaN width/height in its own ``bbox_mode``.
-
-    Transforming such a box would silently turn it into another, valid-looking box.
-    """
-    if "bbox" not in obj:
-        return True
-    x0, y0, x1, y1 = BoxMode.convert(list(obj["bbox"]), obj["bbox_mode"], BoxMode.XYXY_ABS)
-    return x1 > x0 and y1 > y0
-
-
 class DetrDatasetMapper:
     """Map a detectron2 dataset dict to DETR's training / inference input.
 
@@ -188,7 +178,7 @@ class DetrDatasetMapper:
 
         annos = []
         for obj in dataset_dict.pop("annotations", []):
-            if obj.get("iscrowd", 0) != 0 or not _has_positive_size(obj):
+            if obj.get("iscrowd", 0) != 0 or not has_positive_size(obj):
                 continue
             obj.pop("segmentation", None)
             obj.pop("keypoints", None)
