@@ -17,7 +17,7 @@ from detectron2.config import LazyConfig, instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from ..engine.cli import apply_overrides
+from ..engine.cli import apply_overrides, resolve_config_file
 
 __all__ = [
     "add_config_argument",
@@ -109,8 +109,6 @@ def load_config(
     Ends with exit code 2 when the config is neither a file nor a packaged name (the message
     names it and lists close packaged names), cannot be loaded, or an override does not apply.
     """
-    from ..engine.cli import resolve_config_file
-
     try:
         path = resolve_config_file(config_file)
     except RuntimeError as error:
