@@ -3,6 +3,7 @@
 # same 500-iteration schedule, 3 seeds, two runs at a time with one thread each (2 CPU cores).
 #
 #   bash experiments/shapes_table.sh [SEEDS...]                               # default: 0 1 2
+#   PAIR=nano bash experiments/shapes_table.sh                                # the nano pair
 #   python experiments/summarize.py                                           # the table
 #
 # Each run writes output/table/<config name>/seed<k>/ (metrics.json, log.txt); a run whose
@@ -26,6 +27,19 @@ DEFAULT_CONFIGS=(
   d3etr/shapes_deformable_tiny_no_attention.py
   d3etr/shapes_deformable_tiny_strong_attention.py
 )
+# PAIR=nano: the compressing pair (shipped tiny teacher -> nano student), same rows
+NANO_CONFIGS=(
+  shapes/deformable_detr_nano.py
+  detrdistill/shapes_deformable_nano_logits.py
+  detrdistill/shapes_deformable_nano_feature.py
+  detrdistill/shapes_deformable_nano_query_prior.py
+  detrdistill/shapes_deformable_nano.py
+  d3etr/shapes_deformable_nano_adaptive.py
+  d3etr/shapes_deformable_nano_fixed.py
+  d3etr/shapes_deformable_nano.py
+  d3etr/shapes_deformable_nano_no_attention.py
+)
+if [[ ${PAIR:-tiny} == nano ]]; then DEFAULT_CONFIGS=("${NANO_CONFIGS[@]}"); fi
 read -r -a CONFIGS <<<"${CONFIGS:-${DEFAULT_CONFIGS[*]}}"
 # The pair configs read the teacher shipped with the package (detrdistill://shipped/...).
 

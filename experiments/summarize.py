@@ -35,8 +35,14 @@ ROWS = (
 # the compression pair: the shipped tiny teacher -> the nano student
 NANO_ROWS = (
     ("baseline student (nano)", "shapes/deformable_detr_nano"),
+    ("DETRDistill (a) logits", "detrdistill/shapes_deformable_nano_logits"),
+    ("DETRDistill (b) feature", "detrdistill/shapes_deformable_nano_feature"),
+    ("DETRDistill (c) query prior", "detrdistill/shapes_deformable_nano_query_prior"),
     ("DETRDistill (a)+(b)+(c)", "detrdistill/shapes_deformable_nano"),
+    ("D3ETR adaptive only", "d3etr/shapes_deformable_nano_adaptive"),
+    ("D3ETR fixed only", "d3etr/shapes_deformable_nano_fixed"),
     ("D3ETR adaptive+fixed", "d3etr/shapes_deformable_nano"),
+    ("D3ETR adaptive+fixed, no attention", "d3etr/shapes_deformable_nano_no_attention"),
 )
 PAIRS = {"tiny": ROWS, "nano": NANO_ROWS}
 METRICS = ("AP", "AP50", "AP75")

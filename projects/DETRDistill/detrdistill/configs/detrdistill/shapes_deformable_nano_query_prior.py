@@ -1,0 +1,7 @@
+# DETRDistill query prior term alone on the compressing pair (shipped tiny teacher -> nano student).
+#   python train_net.py --config-file detrdistill/shapes_deformable_nano_query_prior.py
+from ..shapes.deformable_detr_nano import model as _student
+from .shapes_deformable_tiny_query_prior import dataloader, lr_multiplier, model, optimizer, train
+
+model.student = _student
+train.output_dir = "./output/detrdistill/shapes_deformable_nano_query_prior"
