@@ -2,7 +2,8 @@
 
 Everything that DETR, Conditional DETR, DAB-DETR and Deformable DETR have in common lives here:
 image normalisation and padding masks, target preparation, the backbone -> projection -> encoder ->
-decoder -> heads pipeline, the extra (teacher) query group, losses and inference. A variant
+decoder -> heads pipeline, extra named query groups decoded next to the model's own queries (a
+teacher's queries, denoising queries), losses and inference. A variant
 supplies its encoder/decoder modules and overrides :meth:`DETRBase.initial_queries`; DETR also
 overrides the class-head size and inference (softmax with a no-object class).
 """
@@ -10,6 +11,8 @@ overrides the class-head size and inference (softmax with a no-object class).
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Mapping, Sequence
 
 import torch
 from detectron2.modeling.postprocessing import detector_postprocess
@@ -17,22 +20,50 @@ from detectron2.structures import Boxes, ImageList, Instances
 from torch import Tensor, nn
 
 from ...layers import MLP, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
+from ..denoising import DENOISING, DenoisingGroup
 from ..neck import level_masks
 from ..outputs import DecoderOutputs, DETROutput, EncoderOutputs, QueryGroup
 
-__all__ = ["DETRBase", "group_attention_mask"]
+__all__ = ["DETRBase", "query_group_mask"]
 
 
-def group_attention_mask(num_first: int, num_second: int, device=None) -> Tensor:
-    """Self-attention mask that keeps two query groups from seeing each other.
+def query_group_mask(
+    num_own: int,
+    group_sizes: Sequence[int],
+    sees_own: Sequence[bool] | None = None,
+    device=None,
+) -> Tensor:
+    """Self-attention mask of a model's own queries followed by extra query groups.
+
+    Queries ``[0, num_own)`` are the model's own; then come the groups, ``group_sizes[i]``
+    queries each. Every group attends to itself only, plus to the model's own queries where
+    ``sees_own[i]`` (DN-DETR's denoising queries); the model's own queries attend to
+    themselves only, so their outputs do not depend on any group.
+
+    Args:
+        num_own: number of the model's own queries.
+        group_sizes: number of queries of each group, in order.
+        sees_own: per group, whether it may attend to the model's own queries (default: none
+            may).
+        device: device of the mask.
 
     Returns:
-        (Q1 + Q2, Q1 + Q2) bool tensor, True where attention is blocked.
+        (Q, Q) bool tensor, Q = num_own + sum(group_sizes); True where attention is blocked
+        (row = query, column = key).
     """
-    total = num_first + num_second
+    sees_own = [False] * len(group_sizes) if sees_own is None else list(sees_own)
+    if len(sees_own) != len(group_sizes):
+        raise ValueError(f"sees_own has {len(sees_own)} entries for {len(group_sizes)} groups")
+    total = num_own + sum(group_sizes)
     mask = torch.ones(total, total, dtype=torch.bool, device=device)
-    mask[:num_first, :num_first] = False
-    mask[num_first:, num_first:] = False
+    mask[:num_own, :num_own] = False
+    start = num_own
+    for size, may_see_own in zip(group_sizes, sees_own):
+        end = start + size
+        mask[start:end, start:end] = False
+        if may_see_own:
+            mask[start:end, :num_own] = False
+        start = end
     return mask
 
 
@@ -40,8 +71,11 @@ class DETRBase(nn.Module):
     """Base class of the DETR-family detectors (see module docstring).
 
     Subclasses set ``self.loss_class_type`` ("focal" or "softmax") through the constructor and
-    implement :meth:`initial_queries`.
+    implement :meth:`initial_queries`. A variant whose decoder takes pos-less queries with 4-d
+    anchor references sets ``supports_denoising = True`` to accept ``denoising=``.
     """
+
+    supports_denoising = False
 
     def __init__(
         self,
@@ -64,6 +98,7 @@ class DETRBase(nn.Module):
         select_box_nums_for_evaluation: int = 100,
         input_format: str = "RGB",
         size_divisibility: int = 0,
+        denoising: nn.Module | None = None,
     ):
         """
         Args:
@@ -86,6 +121,8 @@ class DETRBase(nn.Module):
             select_box_nums_for_evaluation: detections kept per image at inference.
             input_format: "RGB" or "BGR" (images from the mapper are in this order).
             size_divisibility: pad images to a multiple of this.
+            denoising: a :class:`~detrdistill.modeling.denoising.DenoisingQueries` to train
+                with DN-DETR / DINO denoising queries (training only), or None (off).
         """
         super().__init__()
         self.backbone = backbone
@@ -109,6 +146,9 @@ class DETRBase(nn.Module):
         self.size_divisibility = size_divisibility
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        if denoising is not None:
+            self._check_denoising(denoising, num_classes, hidden_dim)
+        self.denoising = denoising
 
         num_layers = decoder.num_layers
         num_logits = num_classes + 1 if loss_class_type == "softmax" else num_classes
@@ -119,6 +159,20 @@ class DETRBase(nn.Module):
             lambda: MLP(hidden_dim, hidden_dim, 4, 3), num_layers, share_heads
         )
         self._init_heads()
+
+    def _check_denoising(self, denoising: nn.Module, num_classes: int, hidden_dim: int):
+        if not self.supports_denoising:
+            raise ValueError(
+                f"model.denoising is set, but {type(self).__name__} does not decode denoising "
+                "queries (they need a decoder taking 4-d anchor references without positional "
+                "queries, e.g. DAB-DETR)"
+            )
+        for key, expected in (("num_classes", num_classes), ("hidden_dim", hidden_dim)):
+            if getattr(denoising, key) != expected:
+                raise ValueError(
+                    f"model.denoising.{key}={getattr(denoising, key)} differs from the model's "
+                    f"{key}={expected}"
+                )
 
     @staticmethod
     def _make_heads(factory, num_layers: int, shared: bool) -> nn.ModuleList:
@@ -195,17 +249,31 @@ class DETRBase(nn.Module):
             ``pred_boxes`` (absolute XYXY at the original size), ``scores``, ``pred_classes``.
         """
         images = self.preprocess_image(batched_inputs)
-        output = self.run(images)
         if self.training:
-            losses, _ = self.compute_losses(output, self.prepare_targets(batched_inputs))
+            targets = self.prepare_targets(batched_inputs)
+            output = self.run(images, groups=self.training_groups(targets))
+            losses, _ = self.compute_losses(output, targets)
             return losses
+        output = self.run(images)
         return self.postprocess(self.inference(output), batched_inputs, images.image_sizes)
+
+    def training_groups(self, targets: list[dict]) -> dict[str, QueryGroup]:
+        """Query groups the model adds to its own training step: ``{"denoising": ...}`` when
+        ``denoising`` is set and the model is training, else none.
+
+        Args:
+            targets: from :meth:`prepare_targets`.
+        """
+        if self.denoising is None or not self.training:
+            return {}
+        return {DENOISING: self.denoising(targets)}
 
     def run(
         self,
         images: ImageList,
         *,
         return_attention: bool = False,
+        groups: Mapping[str, QueryGroup] | None = None,
         extra_queries: QueryGroup | None = None,
     ) -> DETROutput:
         """Run the whole network and return every intermediate result distillation needs.
@@ -213,27 +281,45 @@ class DETRBase(nn.Module):
         Args:
             images: preprocessed batch from :meth:`preprocess_image`.
             return_attention: also return per-layer self- and cross-attention weights.
-            extra_queries: an extra query group (e.g. a teacher's initial queries, each field
-                (B or 1, Qx, ...)) decoded in the same pass as the model's own queries, with a
-                self-attention mask so neither group sees the other. The model's own outputs are
-                unchanged by it.
+            groups: name -> extra query group (e.g. a teacher's initial queries, denoising
+                queries; each field (B or 1, Qg, ...)) decoded in the same pass as the model's
+                own queries under :func:`query_group_mask`: each group attends to itself only
+                (and to the own queries where ``QueryGroup.sees_own_queries``), the own queries
+                never attend to a group, so the model's own outputs do not change.
+            extra_queries: deprecated spelling of ``groups={"teacher_queries": extra_queries}``.
 
         Returns:
-            :class:`DETROutput`.
+            :class:`DETROutput`; ``groups[name]`` holds each group's per-layer outputs.
         """
+        groups = dict(groups or {})
+        if extra_queries is not None:
+            warnings.warn(
+                "DETRBase.run(extra_queries=...) is deprecated; pass "
+                "groups={'teacher_queries': ...} and read DETROutput.groups['teacher_queries']",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            groups.setdefault("teacher_queries", extra_queries)
         encoder_out = self.encode(images)
         own, proposals = self.initial_queries(encoder_out)
         queries, mask = own, None
-        if extra_queries is not None:
-            queries = QueryGroup.concat(own, extra_queries)
-            mask = group_attention_mask(own.num_queries, extra_queries.num_queries, self.device)
+        if groups:
+            queries = QueryGroup.concat(own, groups)
+            blocks = [(size, g.sees_own_queries) for g in groups.values() for size in g.block_sizes]
+            mask = query_group_mask(
+                own.num_queries, [b[0] for b in blocks], [b[1] for b in blocks], self.device
+            )
         decoded = self.decode(queries, encoder_out, mask, return_attention)
         if proposals is not None:
             decoded.enc_logits, decoded.enc_boxes = proposals
-        extra = None
-        if extra_queries is not None:
-            decoded, extra = decoded.split_queries(own.num_queries)
-        return DETROutput(decoded, own, encoder_out, extra, list(images.image_sizes))
+        group_outputs = {}
+        if groups:
+            sizes = [own.num_queries] + [g.num_queries for g in groups.values()]
+            decoded, *parts = decoded.split_queries(sizes)
+            group_outputs = dict(zip(groups, parts))
+        return DETROutput(
+            decoded, own, encoder_out, list(images.image_sizes), group_outputs, groups
+        )
 
     def encode(self, images: ImageList) -> EncoderOutputs:
         """Backbone, input projection, positional encoding and transformer encoder."""
@@ -367,22 +453,42 @@ class DETRBase(nn.Module):
 
     # ------------------------------------------------------------------ losses / inference
     def compute_losses(self, output: DETROutput, targets: list[dict], indices=None):
-        """Weighted detection losses of the model's own queries.
+        """Weighted detection losses of the model's own queries, plus the denoising losses
+        (``loss_*_dn``) when ``denoising`` is set and the model is training.
 
         Args:
-            output: from :meth:`run`.
+            output: from :meth:`run` (with ``groups=self.training_groups(targets)`` when
+                denoising).
             targets: from :meth:`prepare_targets`.
             indices: optional per-layer assignments overriding the matcher.
 
         Returns:
-            (loss dict, per-layer indices).
+            (loss dict, per-layer indices of the own queries).
         """
         decoded = output.decoder
         if not self.aux_loss:
             decoded = _last_layer_only(decoded)
             if indices is not None:
                 indices = indices[-1:]
-        return self.criterion(decoded, targets, indices=indices)
+        losses, indices = self.criterion(decoded, targets, indices=indices)
+        if self.denoising is not None and self.training:
+            losses.update(self.denoising_losses(output, targets))
+        return losses, indices
+
+    def denoising_losses(self, output: DETROutput, targets: list[dict]) -> dict[str, Tensor]:
+        """The criterion's losses of the denoising group under its known assignment."""
+        group = output.group_queries.get(DENOISING)
+        if not isinstance(group, DenoisingGroup):
+            raise ValueError(
+                f"model.denoising is set but the output has no {DENOISING!r} group; run the "
+                "model with groups=model.training_groups(targets) in training"
+            )
+        decoded = output.groups[DENOISING]
+        if not self.aux_loss:
+            decoded = _last_layer_only(decoded)
+        return self.criterion.denoising_losses(
+            decoded, targets, group.assignment, num_groups=group.num_blocks
+        )
 
     def inference(self, output: DETROutput) -> list[Instances]:
         """Detections of the last decoder layer in the resized (unpadded) image frame."""
