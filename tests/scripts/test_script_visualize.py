@@ -432,3 +432,42 @@ def test_student_view_matches_and_maps_a_distillation_model(monkeypatch):
     for heat in (*view.teacher_heat.values(), *view.student_heat.values()):
         assert heat.shape == (96, 128) and heat.min() >= 0
         assert 0.2 < heat.sum() <= 1.0 + 1e-6  # most sampling points fall on the image
+
+
+class FixedDetector(torch.nn.Module):
+    """Returns the same detections for every image."""
+
+    def __init__(self, detections: Instances):
+        super().__init__()
+        self.detections = detections
+
+    def forward(self, batch):
+        return [{"instances": self.detections} for _ in batch]
+
+
+@pytest.mark.parametrize("teacher_right", [True, False])
+def test_detections_grid_titles_say_what_each_model_found(tmp_path, monkeypatch, teacher_right):
+    from detrdistill.scripts import demo_views
+
+    path = tmp_path / "image.png"
+    Image.fromarray(np.full((100, 100, 3), 60, np.uint8)).save(path)
+    truth = record([[0, 0, 40, 40], [50, 50, 90, 90]], [0, 1])
+    truth["file_name"] = str(path)
+    right = instances([[0, 0, 40, 40], [50, 50, 90, 90]], [0, 1], [0.9, 0.8])
+    teacher = right if teacher_right else instances([[0, 0, 40, 40]], [0], [0.9])
+    student = instances([[50, 50, 90, 90], [5, 60, 30, 95]], [1, 1], [0.5, 0.4])
+    figures = []
+    monkeypatch.setattr(demo_views, "save_figure", lambda fig, out: figures.append(fig) or out)
+    demo_views.draw_detections_grid(
+        {"teacher": FixedDetector(teacher), "student": FixedDetector(student)},
+        [{"file_name": str(path)}],
+        {str(path): truth},
+        ["square", "circle"],
+        "grid.png",
+    )
+    (fig,) = figures
+    titles = [ax.get_title() for ax in fig.axes]
+    found = "found 2/2" if teacher_right else "found 1/2"
+    assert titles == ["ground truth: 2 objects", f"teacher: {found}", "student: found 1/2, 1 false"]
+    where = "the teacher is right:" if teacher_right else "the teacher is most right:"
+    assert where in fig._suptitle.get_text()

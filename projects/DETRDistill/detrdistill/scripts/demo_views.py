@@ -164,7 +164,8 @@ def draw_detections_grid(
     path: str,
 ) -> str:
     """One row per image: the ground truth, then each detector's detections scoring >=
-    :data:`SCORE_THRESHOLD`, titled with the objects it found (:class:`Correctness`).
+    :data:`SCORE_THRESHOLD`, titled with the objects it found (:class:`Correctness`). The
+    figure's title says whether the first detector (the teacher) is right on every image.
 
     Args:
         detectors: name -> detector in eval mode, drawn in this order.
@@ -175,6 +176,7 @@ def draw_detections_grid(
     """
     fig, axes = grid_figure(len(items), 1 + len(detectors), panel_inches=3.2)
     fig.subplots_adjust(left=0.01, right=0.99, top=0.86, bottom=0.01, wspace=0.04, hspace=0.2)
+    first_all_right = True  # the first detector (the teacher) on every image
     for row, item in enumerate(items):
         record = records[item["file_name"]]
         image = read_image(item["file_name"], format="RGB")
@@ -183,14 +185,18 @@ def draw_detections_grid(
         for box, label in zip(boxes.tolist(), labels.tolist()):
             draw_box(axes[row, 0], box, "#303030", names[label])
         axes[row, 0].set_title(f"ground truth: {len(boxes)} objects", fontsize=10)
-        for ax, (name, model) in zip(axes[row, 1:], detectors.items()):
+        for col, (name, model) in enumerate(detectors.items(), start=1):
             instances = confident(model([item])[0]["instances"].to("cpu"))
-            show_image(ax, image)
-            draw_instances(ax, instances, names)
-            ax.set_title(f"{name}: {_found_text(score_detections(instances, record))}", fontsize=10)
+            result = score_detections(instances, record)
+            first_all_right &= col > 1 or result.all_right
+            show_image(axes[row, col], image)
+            draw_instances(axes[row, col], instances, names)
+            axes[row, col].set_title(f"{name}: {_found_text(result)}", fontsize=10)
+    first = next(iter(detectors))
+    where = f"the {first} is right" if first_all_right else f"the {first} is most right"
     fig.suptitle(
-        "Validation images where the teacher is right: detections with score >= "
-        f"{SCORE_THRESHOLD} (a detection is right with the class and IoU >= 0.5)",
+        f"Validation images where {where}: detections with score >= {SCORE_THRESHOLD} (a "
+        "detection is right with the class and IoU >= 0.5)",
         fontsize=11,
     )
     return save_figure(fig, path)
