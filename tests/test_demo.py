@@ -307,3 +307,6 @@ def test_demo_runs_end_to_end_on_a_tiny_split(tmp_path, monkeypatch, capsys):
     again = demo.main([*argv, "--skip-training", *data])
     assert again["histories"] == result["histories"]
     assert "train_net.py" not in capsys.readouterr().out
+    with pytest.raises(SystemExit) as info:  # they trained 4 iterations, not 5
+        demo.main(["--iters", "5", *argv[2:], "--skip-training", *data])
+    assert info.value.code == 2 and "pass --iters 4" in capsys.readouterr().err

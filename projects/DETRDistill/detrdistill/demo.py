@@ -396,11 +396,20 @@ def train_students(stages: list[Stage], screen: Screen, first_number: int, total
 
 
 def _reuse_students(stages: list[Stage], parser) -> dict[str, list[dict]]:
+    """The evaluation histories of students trained earlier, checked to exist and to have run
+    ``--iters`` iterations (exit code 2 otherwise)."""
     histories = {}
     for stage in stages:
         checkpoint = os.path.join(stage.output_dir, "model_final.pth")
-        if not os.path.isfile(checkpoint):
-            parser.error(f"--skip-training: {checkpoint} does not exist (train it first)")
+        config = os.path.join(stage.output_dir, "config.yaml")
+        if not (os.path.isfile(checkpoint) and os.path.isfile(config)):
+            parser.error(f"--skip-training: {checkpoint} or {config} does not exist (train first)")
+        trained = int(LazyConfig.load(config).train.max_iter)
+        if trained != stage.iters:
+            parser.error(
+                f"--skip-training: {stage.output_dir} trained {trained} iterations, not "
+                f"--iters {stage.iters}; pass --iters {trained}"
+            )
         histories[stage.name] = read_eval_history(stage.output_dir, stage.iters)
     return histories
 
@@ -483,6 +492,7 @@ def main(argv: list[str] | None = None) -> dict:
     screen = Screen(sys.stdout)
     out = args.output_dir
     stages = _student_stages(pair, args)
+    reused = _reuse_students(stages, parser) if args.skip_training else None
     total = 1 + len(stages)
     start = time.perf_counter()
     screen.say(
@@ -498,9 +508,9 @@ def main(argv: list[str] | None = None) -> dict:
     teacher, test_cfg, teacher_eval = evaluate_teacher(pair, args.opts, teacher_dir, screen)
     screen.say(eval_line("teacher", teacher_eval))
 
-    if args.skip_training:
-        screen.say("--skip-training: reusing the students in " + out)
-        histories = _reuse_students(stages, parser)
+    if reused is not None:
+        screen.say(f"--skip-training: reusing the students in {out}")
+        histories = reused
     else:
         try:
             histories = train_students(stages, screen, 2, total)
