@@ -20,9 +20,14 @@ test-fast: $(STAMP)
 	$(PY) -m pytest -n $(JOBS) --dist loadfile -q -m "not slow" tests
 
 # The shipped teacher and three 4x smaller students (baseline, DETRDistill, D3ETR) on the
-# embedded data; prints the table, writes output/demo/*.png (about 10 min on 2 cores).
+# embedded data; prints the table, writes output/demo/*.png (about 8-10 min on 2 cores).
+# PAIR picks the teacher-student pair (python -m detrdistill.demo --help), DEMO_ARGS adds options,
+# e.g. make demo DEMO_ARGS="--iters 30 --evals 2". PYTHONWARNINGS is detrdistill.demo.QUIET_WARNINGS.
+PAIR ?= deformable
+DEMO_ARGS ?=
+DEMO_WARNINGS := ignore:`torch.jit.script` is deprecated:FutureWarning
 demo: $(STAMP)
-	$(PY) -m detrdistill.demo
+	PYTHONWARNINGS='$(DEMO_WARNINGS)' $(PY) -m detrdistill.demo --pair $(PAIR) $(DEMO_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

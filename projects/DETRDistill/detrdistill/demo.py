@@ -1,26 +1,26 @@
 """The main job on the embedded dataset: compression you can see, in about ten minutes.
 
-    python -m detrdistill.demo [--student-iters 500] [--evals 6]
+    python -m detrdistill.demo [--pair deformable] [--iters 500] [--evals 6]
 
-``make demo`` runs this from the repository root, on the CPU. It
+``make demo`` (``make demo PAIR=<pair>``) runs this from the repository root, on the CPU. For
+one teacher-student pair of :data:`PAIRS` it
 
-1. takes the teacher shipped with the package (the tiny two-stage Deformable DETR, 4.29 M
-   parameters, AP 78.4 on ``shapes_val``; ``detrdistill://shipped/...``, sha256 checked) and
-   evaluates it: no teacher training;
-2. trains three students with 4x fewer GFLOPs (``shapes/deformable_detr_nano.py``) on the same
-   ``--student-iters`` schedule and seed: the baseline, DETRDistill
-   (``detrdistill/shapes_deformable_nano.py``, all three losses) and D3ETR
-   (``d3etr/shapes_deformable_nano.py``, MixMatcher with attention), each evaluated ``--evals``
-   times;
+1. evaluates the teacher shipped with the package (``detrdistill://shipped/...``, sha256
+   checked): no teacher training;
+2. trains three students with about 4x fewer GFLOPs on the same ``--iters`` schedule and seed:
+   the baseline, DETRDistill (all three losses) and D3ETR (MixMatcher with attention), each
+   evaluated ``--evals`` times, each as ``python train_net.py ...`` in a subprocess;
 3. prints one table (AP, AP50, AP75, % of the teacher's AP, parameters, GFLOPs from fvcore, CPU
-   latency per image, speed-up over the teacher) and writes ``results.json``, ``results.md``,
-   ``ap_vs_iteration.png`` (AP of the students against the iteration, the teacher's as a line)
-   and ``detections.png`` (the validation image where the teacher is most right: ground truth,
-   the teacher's and each student's detections, and the teacher-DETRDistill student matched
-   pairs).
+   latency per image, speed-up over the teacher) and writes, under ``--output-dir``,
+   ``results.json``, ``results.md`` and four pictures: ``detections.png`` (validation images
+   where the teacher is right: ground truth and every model's detections), ``matches.png``
+   (the teacher-student pairs of each distilled student's matcher), ``attention.png``
+   (cross-attention of matched queries, teacher beside students) and ``ap_vs_iteration.png``.
 
-Every training runs as ``python train_net.py ...`` (the command is printed) and shows
-detectron2's own ETA; between stages the demo prints the time left for the whole job.
+The terminal shows one progress bar per stage (count, ETA, latest loss) and one line per
+evaluation. Each stage's detectron2 log and config go to ``<output-dir>/<stage>/log.txt`` and
+``config.yaml`` (a training's console output to ``console.txt``), the measurements' log to
+``<output-dir>/log.txt``; their paths are printed.
 """
 
 from __future__ import annotations
@@ -28,54 +28,162 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
+import shutil
 import statistics
-import subprocess
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 
 import torch
 from detectron2.config import LazyConfig, instantiate
 from detectron2.data import DatasetCatalog, MetadataCatalog
-from detectron2.data.detection_utils import read_image
-from detectron2.structures import BoxMode
-from torchvision.ops import box_iou
+from detectron2.evaluation import inference_on_dataset, print_csv_format
 
 import detrdistill  # noqa: F401  (registrations)
-from detrdistill.checkpoint import load_init_checkpoint
-from detrdistill.engine import build_model, do_test
+from detrdistill.checkpoint import SHIPPED, load_init_checkpoint
+from detrdistill.engine import build_model
+from detrdistill.engine.cli import load_config
 from detrdistill.engine.machine import describe_machine, utc_now
-from detrdistill.model_zoo import get_config
-from detrdistill.scripts.distill_views import (
-    draw_matched_pairs,
-    find_matcher,
-    match_layer,
-    run_teacher_and_student,
+from detrdistill.model_zoo import get_config, list_configs
+from detrdistill.scripts.demo_progress import (
+    CountingLoader,
+    TrainingFailed,
+    eval_line,
+    eval_row,
+    log_to_file,
+    run_training,
+    stage_bar,
 )
-from detrdistill.scripts.drawing import draw_box, draw_title, grid_figure, save_figure, show_image
+from detrdistill.scripts.demo_views import (
+    draw_attention_figure,
+    draw_detections_grid,
+    draw_matches_figure,
+    network_image,
+    pick_images,
+    plot_ap_curves,
+    student_view,
+)
 from detrdistill.scripts.flops import count_flops, parameter_counts
-from detrdistill.scripts.visualize_detections import draw_instances
 
 __all__ = [
-    "STUDENTS",
+    "PAIRS",
+    "QUIET_WARNINGS",
+    "DemoPair",
+    "PairNotAvailable",
     "Stage",
     "eval_period",
     "format_table",
     "main",
+    "pythonwarnings",
     "read_eval_history",
 ]
 
-TEACHER_CONFIG = "shapes/deformable_detr_tiny_teacher.py"
-TEACHER_WEIGHTS = "detrdistill://shipped/shapes_deformable_detr_tiny_teacher.pth"
-# (name, config): the students, all with the nano architecture (4x fewer GFLOPs than the teacher)
-STUDENTS = (
-    ("baseline", "shapes/deformable_detr_nano.py"),
-    ("DETRDistill", "detrdistill/shapes_deformable_nano.py"),
-    ("D3ETR", "d3etr/shapes_deformable_nano.py"),
-)
-# cost of an iteration relative to the baseline student, for the ETA before it is measured
+SHIPPED_PREFIX = "detrdistill://shipped/"
+# Warnings that importing detectron2 / fvcore raises with recent torch and that say nothing about
+# the demo: filtered by message and category (nothing else is). ``make demo`` sets them as
+# PYTHONWARNINGS (:func:`pythonwarnings`), which also covers the import of the package that
+# precedes this module and the training subprocesses; :func:`main` sets them in this process.
+QUIET_WARNINGS = (("`torch.jit.script` is deprecated", FutureWarning),)
+DISTILLED = ("DETRDistill", "D3ETR")  # the students with a teacher (matches, attention)
+
+
+@dataclass(frozen=True)
+class DemoPair:
+    """A teacher shipped with the package and the three students the demo trains against it.
+
+    Attributes:
+        name: the ``--pair`` value.
+        title: what the teacher is, for messages.
+        teacher_config: packaged config of the teacher.
+        teacher_weights: ``detrdistill://shipped/<file>`` weights of the teacher.
+        students: ``(name, packaged config)`` of the baseline, the DETRDistill and the D3ETR
+            student, in that order.
+    """
+
+    name: str
+    title: str
+    teacher_config: str
+    teacher_weights: str
+    students: tuple[tuple[str, str], ...]
+
+    def missing(self) -> list[str]:
+        """What the pair needs and this installation lacks (empty when it can run)."""
+        shipped = self.teacher_weights.removeprefix(SHIPPED_PREFIX)
+        missing = []
+        if not self.teacher_weights.startswith(SHIPPED_PREFIX) or shipped not in SHIPPED:
+            missing.append(
+                f"the shipped weights {self.teacher_weights} (no entry in "
+                "detrdistill.checkpoint.SHIPPED)"
+            )
+        packaged = set(list_configs())
+        configs = [self.teacher_config, *(config for _, config in self.students)]
+        absent = [config for config in configs if config not in packaged]
+        if absent:
+            missing.append("the packaged config(s) " + ", ".join(absent))
+        return missing
+
+
+PAIRS: dict[str, DemoPair] = {
+    pair.name: pair
+    for pair in (
+        DemoPair(
+            name="deformable",
+            title="Deformable DETR (tiny, two-stage)",
+            teacher_config="shapes/deformable_detr_tiny_teacher.py",
+            teacher_weights=SHIPPED_PREFIX + "shapes_deformable_detr_tiny_teacher.pth",
+            students=(
+                ("baseline", "shapes/deformable_detr_nano.py"),
+                ("DETRDistill", "detrdistill/shapes_deformable_nano.py"),
+                ("D3ETR", "d3etr/shapes_deformable_nano.py"),
+            ),
+        ),
+        DemoPair(
+            name="conditional",
+            title="Conditional DETR (tiny)",
+            teacher_config="shapes/conditional_detr_tiny_teacher.py",
+            teacher_weights=SHIPPED_PREFIX + "shapes_conditional_detr_tiny_teacher.pth",
+            students=(
+                ("baseline", "shapes/conditional_detr_nano.py"),
+                ("DETRDistill", "detrdistill/shapes_conditional_nano.py"),
+                ("D3ETR", "d3etr/shapes_conditional_nano.py"),
+            ),
+        ),
+    )
+}
+DEFAULT_PAIR = "deformable"
+# cost of an iteration relative to the baseline student, for the time left before it is measured
 RELATIVE_COST = {"baseline": 1.0, "DETRDistill": 2.2, "D3ETR": 2.4}
-SCORE_THRESHOLD = 0.3  # detections and matched pairs drawn in the picture
+
+
+class PairNotAvailable(LookupError):
+    """A ``--pair`` whose teacher or students are not in this installation."""
+
+
+def resolve_pair(name: str) -> DemoPair:
+    """The pair called ``name``, checked to be runnable.
+
+    Raises:
+        PairNotAvailable: unknown name, or something it needs is missing (named).
+    """
+    if name not in PAIRS:
+        raise PairNotAvailable(f"unknown pair {name!r}; the pairs are {', '.join(PAIRS)}")
+    pair = PAIRS[name]
+    missing = pair.missing()
+    if missing:
+        runnable = [p for p in PAIRS if not PAIRS[p].missing()]
+        raise PairNotAvailable(
+            f"--pair {name}: the shipped {pair.title} teacher is not available yet: missing "
+            + "; ".join(missing)
+            + f". Runnable pairs: {', '.join(runnable) or 'none'}."
+        )
+    return pair
+
+
+def pythonwarnings() -> str:
+    """:data:`QUIET_WARNINGS` in the ``PYTHONWARNINGS`` syntax (``action:message:category``)."""
+    return ",".join(f"ignore:{msg}:{cat.__name__}" for msg, cat in QUIET_WARNINGS)
 
 
 @dataclass
@@ -97,10 +205,8 @@ class Stage:
 
 
 def read_eval_history(output_dir: str, max_iter: int) -> list[dict]:
-    """The COCO box metrics of every evaluation of a run, from its ``metrics.json``.
-
-    detectron2 logs a periodic evaluation at the last finished iteration's 0-based index and
-    the final one at ``max_iter``; both become the number of finished iterations here.
+    """The COCO box metrics of every evaluation of a run, from its ``metrics.json``
+    (iterations as in :func:`~detrdistill.scripts.demo_progress.eval_row`).
 
     Returns:
         list of ``{"iteration", "AP", "AP50", "AP75"}`` (iterations finished), in order.
@@ -111,82 +217,22 @@ def read_eval_history(output_dir: str, max_iter: int) -> list[dict]:
     path = os.path.join(output_dir, "metrics.json")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path} does not exist: did the run in {output_dir} train?")
-    history = []
     with open(path) as f:
-        for line in f:
-            row = json.loads(line)
-            if "bbox/AP" in row:
-                history.append(
-                    {
-                        "iteration": min(int(row["iteration"]) + 1, max_iter),
-                        **{k: float(row[f"bbox/{k}"]) for k in ("AP", "AP50", "AP75")},
-                    }
-                )
+        history = [row for line in f if (row := eval_row(json.loads(line), max_iter))]
     if not history:
         raise ValueError(f"{path} has no bbox evaluation")
     return history
 
 
-class Progress:
-    """Time left for the whole demo, from the measured seconds per (relative) iteration."""
-
-    def __init__(self, stages: list[Stage]):
-        self.stages = stages
-        self.start = time.perf_counter()
-
-    def _units(self, stage: Stage) -> float:
-        return stage.iters * RELATIVE_COST.get(stage.name, 1.0)
-
-    def stage_done(self, index: int, seconds: float) -> None:
-        stage = self.stages[index]
-        seconds_per_unit = seconds / self._units(stage)  # incl. start-up and evaluations
-        left = sum(self._units(s) for s in self.stages[index + 1 :]) * seconds_per_unit
-        elapsed = time.perf_counter() - self.start
-        print(
-            f"[demo] {stage.name} done in {seconds / 60:.1f} min; elapsed {elapsed / 60:.1f} min, "
-            f"about {left / 60:.1f} min of training left (+ about 1 min of measurements)",
-            flush=True,
-        )
-
-
-def run_stage(stage: Stage) -> float:
-    """Run one ``train_net.py`` training; returns its wall time in seconds."""
-    command = stage.command()
-    print("[demo] " + " ".join(command[1:]), flush=True)
-    begin = time.perf_counter()
-    result = subprocess.run(command, check=False)
-    if result.returncode != 0:
-        raise RuntimeError(
-            f"training {stage.name} failed (exit {result.returncode}); its log is "
-            f"{os.path.join(stage.output_dir, 'log.txt')}"
-        )
-    return time.perf_counter() - begin
-
-
-def load_trained(config: str, checkpoint: str, opts: list[str] = ()) -> torch.nn.Module:
-    """A config's model with a checkpoint of it loaded, in eval mode on the CPU."""
-    model = build_model(LazyConfig.apply_overrides(get_config(config), list(opts)))
-    load_init_checkpoint(model, checkpoint, strict=True)
-    return model.eval()
-
-
-@torch.no_grad()
-def latency_per_image(model: torch.nn.Module, inputs: list[dict], warmup: int = 3) -> float:
-    """Median seconds of ``model([input])`` (preprocessing to boxes) over ``inputs``."""
-    for item in inputs[:warmup]:
-        model([item])
-    times = []
-    for item in inputs:
-        begin = time.perf_counter()
-        model([item])
-        times.append(time.perf_counter() - begin)
-    return statistics.median(times)
-
-
 def eval_period(iters: int, evals: int) -> int:
-    """An evaluation period giving at least ``evals`` evaluations in ``iters`` iterations (the
-    last one at ``iters``)."""
-    return max(1, iters // evals)
+    """A ``train.eval_period`` giving ``evals`` evaluations, evenly spaced, the last one at
+    ``iters`` (detectron2 evaluates at the multiples of the period below ``iters`` and after the
+    last iteration); ``evals + 1`` where that is impossible, all ``iters`` when ``evals >=
+    iters``."""
+    period = max(1, -(-iters // evals))
+    if period > 1 and len(range(period, iters, period)) + 1 < evals:
+        period = max(1, (iters - 1) // (evals - 1))
+    return period
 
 
 def format_table(rows: list[dict]) -> str:
@@ -209,97 +255,65 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def plot_ap_curves(histories: dict[str, list[dict]], teacher_ap: float, path: str) -> str:
-    """AP against iteration for each student, with the teacher's AP as a dashed line."""
-    fig, axes = grid_figure(1, 1, panel_inches=5.0)
-    ax = axes[0, 0]
-    for name, history in histories.items():
-        iters = [h["iteration"] for h in history]
-        ax.plot(iters, [h["AP"] for h in history], marker="o", label=name)
-    ax.axhline(teacher_ap, color="black", linestyle="--", label=f"teacher ({teacher_ap:.1f})")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("box AP (shapes_val)")
-    ax.set_title("Students on the same schedule")
-    ax.grid(alpha=0.3)
-    ax.legend(loc="center left")
-    fig.subplots_adjust(left=0.14, right=0.97, top=0.92, bottom=0.1)
-    return save_figure(fig, path)
-
-
-def _confident(instances):
-    return instances[instances.scores >= SCORE_THRESHOLD]
+def load_trained(config: str, checkpoint: str, opts: list[str] = ()) -> torch.nn.Module:
+    """A config's model with a checkpoint of it loaded, in eval mode on the CPU."""
+    model = build_model(LazyConfig.apply_overrides(get_config(config), list(opts)))
+    load_init_checkpoint(model, checkpoint, strict=True)
+    return model.eval()
 
 
 @torch.no_grad()
-def teacher_recall(teacher: torch.nn.Module, item: dict, record: dict) -> float:
-    """Share of an image's ground-truth boxes the teacher finds (a detection of the same class
-    with score >= SCORE_THRESHOLD and IoU >= 0.5)."""
-    instances = _confident(teacher([item])[0]["instances"].to("cpu"))
-    objects = record["annotations"]
-    if not objects:
-        return 0.0
-    gt = torch.tensor(
-        [BoxMode.convert(o["bbox"], o["bbox_mode"], BoxMode.XYXY_ABS) for o in objects],
-        dtype=torch.float32,
-    )
-    labels = torch.tensor([o["category_id"] for o in objects])
-    if len(instances) == 0:
-        return 0.0
-    iou = box_iou(gt, instances.pred_boxes.tensor)  # (G, D)
-    same = labels[:, None] == instances.pred_classes[None, :]
-    return float(((iou >= 0.5) & same).any(1).float().mean())
+def latency_per_image(model: torch.nn.Module, inputs: list[dict], warmup: int = 3) -> float:
+    """Median seconds of ``model([input])`` (preprocessing to boxes) over ``inputs``."""
+    for item in inputs[:warmup]:
+        model([item])
+    times = []
+    for item in inputs:
+        begin = time.perf_counter()
+        model([item])
+        times.append(time.perf_counter() - begin)
+    return statistics.median(times)
 
 
-def pick_picture_image(teacher: torch.nn.Module, inputs: list[dict], records: dict) -> dict:
-    """The validation image to draw: the one where the teacher is most right (recall, then the
-    number of objects), among the first 20 with at least 3 objects."""
-    candidates = [x for x in inputs[:20] if len(records[x["file_name"]]["annotations"]) >= 3]
-    candidates = candidates or inputs[:1]
+class Screen:
+    """What the demo prints: to the terminal stream it was started with."""
 
-    def score(item):
-        record = records[item["file_name"]]
-        return teacher_recall(teacher, item, record), len(record["annotations"])
+    def __init__(self, stream):
+        self.stream = stream
 
-    return max(candidates, key=score)
+    def say(self, text: str = "") -> None:
+        print(text, file=self.stream, flush=True)
+
+    def files(self, stage_dir: str, console: bool = False) -> None:
+        names = ["log.txt", "config.yaml"] + (["console.txt"] if console else [])
+        self.say("      " + "  ".join(os.path.join(stage_dir, n) for n in names))
 
 
-def draw_demo_picture(
-    models: dict[str, torch.nn.Module], distill_model, item: dict, record: dict, names, path: str
-) -> str:
-    """One validation image: ground truth, each model's detections, and matched pairs.
+@torch.no_grad()
+def evaluate_teacher(pair: DemoPair, opts: list[str], stage_dir: str, screen: Screen):
+    """Evaluate the shipped teacher in this process; its log and config go to ``stage_dir``.
 
-    Args:
-        models: name -> detector (eval mode), drawn in order in panels 2-5.
-        distill_model: the DETRDistill ``DistillationDetector`` (teacher + student).
-        item: the test mapper's input dict of the image.
-        record: the image's dataset dict (``annotations``).
-        names: class names.
-        path: PNG to write.
+    Returns:
+        ``(teacher model, test config, {"AP", "AP50", "AP75", ...})``.
     """
-    image = read_image(item["file_name"], format="RGB")
-    fig, axes = grid_figure(2, 3, panel_inches=4.0)
-    panels = list(axes.flat)
-    show_image(panels[0], image)
-    for obj in record["annotations"]:
-        box = BoxMode.convert(obj["bbox"], obj["bbox_mode"], BoxMode.XYXY_ABS)
-        draw_box(panels[0], box, "#404040", names[obj["category_id"]])
-    draw_title(panels[0], "ground truth")
-    with torch.no_grad():
-        for ax, (name, model) in zip(panels[1:5], models.items()):
-            show_image(ax, image)
-            instances = _confident(model([item])[0]["instances"].to("cpu"))
-            draw_instances(ax, instances, names)
-            draw_title(ax, f"{name}: {len(instances)} boxes >= {SCORE_THRESHOLD}")
-        teacher_out, student_out = run_teacher_and_student(distill_model, [item])
-        matcher, _ = find_matcher(distill_model)
-        last_s = student_out.decoder.num_layers - 1
-        last_t = teacher_out.decoder.num_layers - 1
-        pairs = match_layer(distill_model, teacher_out, student_out, last_s, last_t, matcher)
-    pairs = [p for p in pairs if p.teacher_score >= SCORE_THRESHOLD]
-    show_image(panels[5], image)
-    draw_matched_pairs(panels[5], pairs, names)
-    draw_title(panels[5], f"teacher (T) - DETRDistill student (S): {len(pairs)} pairs")
-    return save_figure(fig, path)
+    cfg = load_config(pair.teacher_config, opts)
+    cfg.train.output_dir = stage_dir
+    os.makedirs(stage_dir, exist_ok=True)
+    LazyConfig.save(cfg, os.path.join(stage_dir, "config.yaml"))
+    with log_to_file(os.path.join(stage_dir, "log.txt")):
+        model = build_model(cfg)
+        load_init_checkpoint(model, pair.teacher_weights, strict=True)
+        model.eval()
+        loader = instantiate(cfg.dataloader.test)
+        evaluator = instantiate(cfg.dataloader.evaluator)
+        with stage_bar("teacher", len(loader), screen.stream, unit="img") as bar:
+            results = inference_on_dataset(model, CountingLoader(loader, bar), evaluator)
+        print_csv_format(results)
+    return model, cfg, results["bbox"]
+
+
+def _stage_dir(out: str, name: str) -> str:
+    return os.path.join(out, name.lower())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -310,11 +324,30 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="\n".join(lines[1:]),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--student-iters", type=int, default=500)
+    parser.add_argument(
+        "--pair",
+        default=DEFAULT_PAIR,
+        metavar="|".join(PAIRS),
+        help=f"teacher and students ({', '.join(PAIRS)}; default {DEFAULT_PAIR})",
+    )
+    parser.add_argument(
+        "--iters",
+        "--student-iters",
+        dest="iters",
+        type=int,
+        default=500,
+        help="training iterations of each student",
+    )
     parser.add_argument("--evals", type=int, default=6, help="evaluations of each student")
     parser.add_argument("--output-dir", default="./output/demo")
     parser.add_argument(
         "--latency-images", type=int, default=40, help="validation images timed per model"
+    )
+    parser.add_argument(
+        "--skip-training",
+        action="store_true",
+        help="reuse the students an earlier run left in --output-dir (model_final.pth, "
+        "metrics.json): evaluate the teacher, measure, draw and print the table only",
     )
     parser.add_argument(
         "opts", nargs=argparse.REMAINDER, help="key=value overrides for every run (e.g. data)"
@@ -322,104 +355,217 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _student_stages(pair: DemoPair, args) -> list[Stage]:
+    opts = [f"train.eval_period={eval_period(args.iters, args.evals)}", "train.seed=0"]
+    opts.append(f"train.log_period={max(1, min(10, args.iters // 50))}")
+    stages = []
+    for name, config in pair.students:
+        teacher = [f"model.teacher_weights={pair.teacher_weights}"] if name != "baseline" else []
+        stage_opts = opts + teacher + list(args.opts)
+        stages.append(
+            Stage(name, config, _stage_dir(args.output_dir, name), args.iters, stage_opts)
+        )
+    return stages
+
+
+def _time_left(stages: list[Stage], done: int, seconds: float) -> float:
+    """Seconds the stages after ``done`` should take, from the speed of stage ``done``."""
+    cost = {s.name: s.iters * RELATIVE_COST.get(s.name, 1.0) for s in stages}
+    per_unit = seconds / cost[stages[done].name]
+    return per_unit * sum(cost[s.name] for s in stages[done + 1 :])
+
+
+def train_students(stages: list[Stage], screen: Screen, first_number: int, total: int):
+    """Run the student trainings one after the other; returns their evaluation histories."""
+    histories = {}
+    env = dict(os.environ, PYTHONWARNINGS=pythonwarnings())
+    for index, stage in enumerate(stages):
+        shutil.rmtree(stage.output_dir, ignore_errors=True)  # metrics.json and log.txt append
+        command = stage.command()
+        screen.say(f"[{first_number + index}/{total}] {stage.name}: python {' '.join(command[1:])}")
+        screen.files(stage.output_dir, console=True)
+        begin = time.perf_counter()
+        histories[stage.name] = run_training(
+            stage.name, command, stage.output_dir, stage.iters, screen.stream, env=env
+        )
+        seconds = time.perf_counter() - begin
+        left = _time_left(stages, index, seconds)
+        more = f"; about {left / 60:.1f} min of training left" if left > 0 else ""
+        screen.say(f"      {stage.name} done in {seconds / 60:.1f} min{more}")
+    return histories
+
+
+def _reuse_students(stages: list[Stage], parser) -> dict[str, list[dict]]:
+    """The evaluation histories of students trained earlier, checked to exist and to have run
+    ``--iters`` iterations (exit code 2 otherwise)."""
+    histories = {}
+    for stage in stages:
+        checkpoint = os.path.join(stage.output_dir, "model_final.pth")
+        config = os.path.join(stage.output_dir, "config.yaml")
+        if not (os.path.isfile(checkpoint) and os.path.isfile(config)):
+            parser.error(f"--skip-training: {checkpoint} or {config} does not exist (train first)")
+        trained = int(LazyConfig.load(config).train.max_iter)
+        if trained != stage.iters:
+            parser.error(
+                f"--skip-training: {stage.output_dir} trained {trained} iterations, not "
+                f"--iters {stage.iters}; pass --iters {trained}"
+            )
+        histories[stage.name] = read_eval_history(stage.output_dir, stage.iters)
+    return histories
+
+
+def _test_inputs(test_cfg, count: int) -> list[dict]:
+    inputs = []
+    for batch in instantiate(test_cfg.dataloader.test):
+        inputs += batch
+        if len(inputs) >= count:
+            break
+    return inputs[:count]
+
+
+def measure_and_draw(args, stages: list[Stage], teacher, test_cfg, screen: Screen):
+    """Parameters, GFLOPs and latency of every model, and three pictures (the log goes to
+    ``<output-dir>/log.txt``).
+
+    Returns:
+        ``(rows without AP, {picture name: path}, (h, w) of the timed inputs)``.
+    """
+    out = args.output_dir
+    models = {"teacher": teacher}
+    with log_to_file(os.path.join(out, "log.txt")):
+        for stage in stages:
+            model_opts = [o for o in stage.opts if o.startswith(("model.", "train.device"))]
+            checkpoint = os.path.join(stage.output_dir, "model_final.pth")
+            models[stage.name] = load_trained(stage.config, checkpoint, model_opts)
+        detectors = {name: getattr(m, "student", m) for name, m in models.items()}
+        inputs = _test_inputs(test_cfg, args.latency_images)
+        height, width = (int(v) for v in inputs[0]["image"].shape[-2:])
+        rows = []
+        with stage_bar("measure", len(detectors) + 3, screen.stream, unit="steps") as bar:
+            for name, detector in detectors.items():
+                rows.append(
+                    {
+                        "name": name,
+                        "params_m": parameter_counts(detector)["total"] / 1e6,
+                        "gflops": count_flops(detector, height, width).gflops,
+                        "latency_ms": 1e3 * latency_per_image(detector, inputs),
+                    }
+                )
+                bar.update()
+            dataset = test_cfg.dataloader.test.dataset.name
+            names = MetadataCatalog.get(dataset).thing_classes
+            records = {r["file_name"]: r for r in DatasetCatalog.get(dataset)}
+            items = pick_images(detectors["teacher"], inputs, records, count=2)
+            pictures = {
+                "detections": draw_detections_grid(
+                    detectors, items, records, names, os.path.join(out, "detections.png")
+                )
+            }
+            bar.update()
+            views = [student_view(name, models[name], items[0]) for name in DISTILLED]
+            input_format = test_cfg.model.get("input_format", "RGB")
+            image = network_image(items[0], input_format, tuple(items[0]["image"].shape[-2:]))
+            pictures["matches"] = draw_matches_figure(
+                image, views, names, os.path.join(out, "matches.png")
+            )
+            bar.update()
+            pictures["attention"] = draw_attention_figure(
+                image, views, names, os.path.join(out, "attention.png")
+            )
+            bar.update()
+    return rows, pictures, (height, width)
+
+
 def main(argv: list[str] | None = None) -> dict:
+    for message, category in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=re.escape(message), category=category)
     parser = build_parser()
     args = parser.parse_args(argv)
-    if min(args.student_iters, args.evals, args.latency_images) < 1:
-        parser.error("--student-iters, --evals and --latency-images must be >= 1")
-    if not os.path.isfile("train_net.py"):
+    if min(args.iters, args.evals, args.latency_images) < 1:
+        parser.error("--iters, --evals and --latency-images must be >= 1")
+    try:
+        pair = resolve_pair(args.pair)
+    except PairNotAvailable as error:
+        parser.error(str(error))
+    if not args.skip_training and not os.path.isfile("train_net.py"):
         parser.error("run the demo from the repository root (it calls ./train_net.py)")
+    screen = Screen(sys.stdout)
     out = args.output_dir
-    period = eval_period(args.student_iters, args.evals)
-    student_opts = [f"train.eval_period={period}", "train.seed=0", *args.opts]
-    students = [
-        Stage(
-            name,
-            config,
-            os.path.join(out, name.lower()),
-            args.student_iters,
-            student_opts
-            + ([f"model.teacher_weights={TEACHER_WEIGHTS}"] if name != "baseline" else []),
-        )
-        for name, config in STUDENTS
-    ]
-    progress = Progress(students)
-    print(f"[demo] teacher: {TEACHER_WEIGHTS} (shipped, no training)", flush=True)
-    for index, stage in enumerate(students):
-        progress.stage_done(index, run_stage(stage))
-
-    print("[demo] measuring parameters, FLOPs and latency; drawing the pictures", flush=True)
-    histories = {s.name: read_eval_history(s.output_dir, s.iters) for s in students}
-    test_cfg = LazyConfig.apply_overrides(get_config(TEACHER_CONFIG), list(args.opts))
-    models = {"teacher": load_trained(TEACHER_CONFIG, TEACHER_WEIGHTS, args.opts)}
-    teacher_eval = do_test(test_cfg, models["teacher"])["bbox"]
-    for stage in students:
-        model_opts = [o for o in stage.opts if o.startswith(("model.", "train.device"))]
-        checkpoint = os.path.join(stage.output_dir, "model_final.pth")
-        models[stage.name] = load_trained(stage.config, checkpoint, model_opts)
-    distill_model = models["DETRDistill"]
-    detectors = {name: getattr(m, "student", m) for name, m in models.items()}
-
-    test_loader = instantiate(test_cfg.dataloader.test)
-    inputs = []
-    for batch in test_loader:
-        inputs += batch
-        if len(inputs) >= args.latency_images:
-            break
-    height, width = inputs[0]["image"].shape[-2:]
-    rows = []
-    for name, detector in detectors.items():
-        final = teacher_eval if name == "teacher" else histories[name][-1]
-        rows.append(
-            {
-                "name": name,
-                "iterations": 4000 if name == "teacher" else args.student_iters,
-                "AP": final["AP"],
-                "AP50": final["AP50"],
-                "AP75": final["AP75"],
-                "params_m": parameter_counts(detector)["total"] / 1e6,
-                "gflops": count_flops(detector, int(height), int(width)).gflops,
-                "latency_ms": 1e3 * latency_per_image(detector, inputs),
-            }
-        )
-    dataset = test_cfg.dataloader.test.dataset.name
-    names = MetadataCatalog.get(dataset).thing_classes
-    records = {r["file_name"]: r for r in DatasetCatalog.get(dataset)}
-    item = pick_picture_image(detectors["teacher"], inputs, records)
-    picture = draw_demo_picture(
-        detectors,
-        distill_model,
-        item,
-        records[item["file_name"]],
-        names,
-        os.path.join(out, "detections.png"),
+    stages = _student_stages(pair, args)
+    reused = _reuse_students(stages, parser) if args.skip_training else None
+    total = 1 + len(stages)
+    start = time.perf_counter()
+    screen.say(
+        f"DETRDistill demo, pair {pair.name!r}: the shipped {pair.title} teacher and "
+        f"{len(stages)} students ({args.iters} iterations, {args.evals} evaluations each)"
     )
-    plot = plot_ap_curves(histories, teacher_eval["AP"], os.path.join(out, "ap_vs_iteration.png"))
+    screen.say(f"logs and configs of every stage: {out}/<stage>/\n")
+
+    teacher_dir = _stage_dir(out, "teacher")
+    shutil.rmtree(teacher_dir, ignore_errors=True)
+    screen.say(f"[1/{total}] teacher: evaluating {pair.teacher_weights} (no training)")
+    screen.files(teacher_dir)
+    teacher, test_cfg, teacher_eval = evaluate_teacher(pair, args.opts, teacher_dir, screen)
+    screen.say(eval_line("teacher", teacher_eval))
+
+    if reused is not None:
+        screen.say(f"--skip-training: reusing the students in {out}")
+        histories = reused
+    else:
+        try:
+            histories = train_students(stages, screen, 2, total)
+        except TrainingFailed as error:
+            screen.say(f"\n{error}")
+            raise SystemExit(1) from error
+
+    screen.say(f"measuring parameters, GFLOPs and latency, drawing; log {out}/log.txt")
+    rows, pictures, (height, width) = measure_and_draw(args, stages, teacher, test_cfg, screen)
+    pictures["ap_vs_iteration"] = plot_ap_curves(
+        histories, teacher_eval["AP"], os.path.join(out, "ap_vs_iteration.png")
+    )
+    teacher_iters = int(get_config(pair.teacher_config).train.max_iter)
+    for row in rows:
+        final = teacher_eval if row["name"] == "teacher" else histories[row["name"]][-1]
+        row["iterations"] = teacher_iters if row["name"] == "teacher" else args.iters
+        row.update({key: float(final[key]) for key in ("AP", "AP50", "AP75")})
+    rows = [{key: row[key] for key in _ROW_KEYS} for row in rows]
 
     table = format_table(rows)
-    elapsed = time.perf_counter() - progress.start
+    elapsed = time.perf_counter() - start
     result = {
         "date": utc_now(),
         "machine": describe_machine(),
+        "pair": pair.name,
+        "teacher": pair.teacher_weights,
         "rows": rows,
         "histories": histories,
-        "teacher": TEACHER_WEIGHTS,
-        "student_iters": args.student_iters,
+        "student_iters": args.iters,
+        "evals": args.evals,
         "seconds": elapsed,
-        "latency_input": [int(height), int(width)],
+        "latency_input": [height, width],
+        "pictures": pictures,
+        "logs": {
+            name: {f: os.path.join(_stage_dir(out, name), f) for f in ("log.txt", "config.yaml")}
+            for name in ["teacher", *(s.name for s in stages)]
+        },
     }
     with open(os.path.join(out, "results.json"), "w") as f:
         json.dump(result, f, indent=2)
     with open(os.path.join(out, "results.md"), "w") as f:
         f.write(table + "\n")
-    print("\nDETRDistill demo on the embedded shapes dataset (shapes_val, 200 images)\n")
-    print(table)
-    print(
-        f"\nlatency: batch 1, {int(height)}x{int(width)}, {torch.get_num_threads()} CPU threads; "
+    dataset = test_cfg.dataloader.test.dataset.name
+    screen.say(f"\nDETRDistill demo, pair {pair.name!r}, evaluated on {dataset}\n")
+    screen.say(table)
+    screen.say(
+        f"\nlatency: batch 1, {height}x{width}, {torch.get_num_threads()} CPU threads; "
         f"total {elapsed / 60:.1f} min"
     )
-    print(f"wrote {plot}, {picture}, {os.path.join(out, 'results.json')}")
+    screen.say("pictures: " + ", ".join(pictures.values()))
+    screen.say(f"results: {os.path.join(out, 'results.json')}, {os.path.join(out, 'results.md')}")
     return result
+
+
+_ROW_KEYS = ("name", "iterations", "AP", "AP50", "AP75", "params_m", "gflops", "latency_ms")
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from matplotlib.figure import Figure
+from scipy.ndimage import gaussian_filter
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from ..distill.matching import TeacherStudentMatcher, class_probabilities
 from ..layers import DeformableAttentionWeights, box_cxcywh_to_xyxy, deformable_weights_to_dense
@@ -33,6 +35,7 @@ from .drawing import (
 
 __all__ = [
     "MatchedPair",
+    "attention_heatmap",
     "draw_attention",
     "draw_matched_pairs",
     "draw_matches",
@@ -41,6 +44,8 @@ __all__ = [
     "match_layer",
     "query_cross_attention",
     "run_teacher_and_student",
+    "sampling_points_in_image",
+    "splat_points",
 ]
 
 
@@ -66,8 +71,8 @@ def run_teacher_and_student(model: nn.Module, batch: list[dict]) -> tuple[DETROu
     with _attention_requested(model):
         teacher = model.run_teacher(batch)
     extra = None
-    if getattr(model, "query_adapter", None) is not None:
-        extra = model.query_adapter(teacher.queries)
+    if getattr(model, "needs_teacher_queries", False):
+        extra = model.teacher_query_group(teacher.queries)
     student = model.student.run(
         model.student.preprocess_image(batch), return_attention=True, extra_queries=extra
     )
@@ -191,6 +196,120 @@ def level_map(weights: Tensor, encoder: EncoderOutputs, level: int) -> np.ndarra
     rows = max(int((~pad[:, 0]).sum()), 1)
     cols = max(int((~pad[0, :]).sum()), 1)
     return grid[:rows, :cols].numpy()
+
+
+def sampling_points_in_image(
+    weights: DeformableAttentionWeights,
+    query: int,
+    valid_ratios: Tensor,
+    image_size: tuple[int, int],
+) -> tuple[np.ndarray, np.ndarray]:
+    """Where one query of the first image samples, in pixels of the (unpadded) image.
+
+    Sampling locations are normalised to each padded feature level, whose valid part is
+    ``valid_ratios`` of it (the decoder scales its reference points by these ratios); dividing
+    by them maps the valid part onto the image.
+
+    Args:
+        weights: sampling locations (B, Q, H, Lv, P, 2) and attention weights (B, Q, H, Lv, P).
+        query: query index.
+        valid_ratios: (B, Lv, 2) valid ``(w, h)`` fraction of each level.
+        image_size: ``(h, w)`` of the image the boxes refer to.
+
+    Returns:
+        ``(points, mass)``: (H * Lv * P, 2) ``(x, y)`` pixel coordinates (pixel ``(i, j)``
+        spans ``[j, j + 1) x [i, i + 1)``) and (H * Lv * P,) attention weights divided by the
+        number of heads (they sum to 1: the head-averaged attention).
+    """
+    height, width = image_size
+    locations = weights.sampling_locations[0, query].float().cpu()  # (H, Lv, P, 2)
+    attention = weights.attention_weights[0, query].float().cpu()  # (H, Lv, P)
+    ratios = valid_ratios[0].float().cpu()[None, :, None, :]  # (1, Lv, 1, 2)
+    scale = torch.tensor([width, height], dtype=torch.float32)
+    points = locations / ratios * scale
+    mass = attention / attention.shape[0]
+    return points.reshape(-1, 2).numpy(), mass.reshape(-1).numpy()
+
+
+def splat_points(points: np.ndarray, mass: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Spread each point's mass bilinearly over the 4 pixels around it.
+
+    Args:
+        points: (N, 2) ``(x, y)`` pixel coordinates; pixel ``(i, j)`` has its centre at
+            ``(j + 0.5, i + 0.5)``.
+        mass: (N,) weights.
+        size: ``(h, w)`` of the map.
+
+    Returns:
+        (h, w) float array; the share of a point that falls outside the map is dropped.
+    """
+    height, width = size
+    heat = np.zeros((height, width), dtype=np.float64)
+    x = np.asarray(points[:, 0], dtype=np.float64) - 0.5
+    y = np.asarray(points[:, 1], dtype=np.float64) - 0.5
+    x0, y0 = np.floor(x), np.floor(y)
+    fx, fy = x - x0, y - y0
+    for dx, wx in ((0, 1 - fx), (1, fx)):
+        for dy, wy in ((0, 1 - fy), (1, fy)):
+            cols, rows = (x0 + dx).astype(np.int64), (y0 + dy).astype(np.int64)
+            inside = (cols >= 0) & (cols < width) & (rows >= 0) & (rows < height)
+            np.add.at(heat, (rows[inside], cols[inside]), (mass * wx * wy)[inside])
+    return heat
+
+
+def _dense_heatmap(
+    attention: Tensor, query: int, encoder: EncoderOutputs, image_size: tuple[int, int]
+) -> np.ndarray:
+    """Dense (B, H, Q, S) attention of one query: each level's valid part stretched over the
+    image (bilinear) as a density, i.e. keeping the level's share of the attention."""
+    height, width = image_size
+    weights = attention[0, :, query].float().mean(0).cpu()  # (S,)
+    heat = np.zeros((height, width), dtype=np.float64)
+    for level in range(len(encoder.spatial_shapes)):
+        grid = torch.from_numpy(level_map(weights, encoder, level)).float()
+        cells = grid.shape[0] * grid.shape[1]
+        stretched = F.interpolate(
+            grid[None, None], size=(height, width), mode="bilinear", align_corners=False
+        )[0, 0]
+        heat += stretched.double().numpy() * cells / (height * width)
+    return heat
+
+
+def attention_heatmap(
+    layer_attention,
+    query: int,
+    encoder: EncoderOutputs,
+    image_size: tuple[int, int],
+    blur: float = 1.0,
+) -> np.ndarray:
+    """One query's head-averaged cross-attention as a map over the image (first image).
+
+    Deformable attention: every sampling point of every head and level, weighted by its
+    attention, splatted (:func:`splat_points`) at its place in the image
+    (:func:`sampling_points_in_image`), then blurred with a Gaussian of ``blur`` pixels so that
+    single points stay visible. Dense attention (B, H, Q, S): every level's map stretched over
+    the image and summed.
+
+    Args:
+        layer_attention: one decoder layer's ``cross_attn`` entry.
+        query: query index.
+        encoder: the same forward pass's encoder outputs (levels, padding, valid ratios).
+        image_size: ``(h, w)`` of the unpadded image.
+        blur: Gaussian sigma in pixels (0: none).
+
+    Returns:
+        (h, w) float array, summing to (at most) 1 before blurring.
+    """
+    if isinstance(layer_attention, DeformableAttentionWeights):
+        points, mass = sampling_points_in_image(
+            layer_attention, query, encoder.valid_ratios, image_size
+        )
+        heat = splat_points(points, mass, image_size)
+    elif isinstance(layer_attention, Tensor):
+        heat = _dense_heatmap(layer_attention, query, encoder, image_size)
+    else:
+        raise TypeError(f"unexpected cross-attention entry {type(layer_attention).__name__}")
+    return gaussian_filter(heat, blur, mode="constant") if blur > 0 else heat
 
 
 def _label(names: list[str], index: int, score: float) -> str:

@@ -24,7 +24,9 @@ __all__ = [
     "draw_link",
     "draw_title",
     "grid_figure",
+    "draw_tag",
     "image_figure",
+    "muted",
     "overlay_heatmap",
     "save_figure",
     "show_image",
@@ -33,6 +35,7 @@ __all__ = [
 TEACHER_COLOR = "#1f77b4"  # blue
 STUDENT_COLOR = "#ff7f0e"  # orange
 _PALETTE = colormaps["tab10"].colors
+LABEL_ROOM = 0.08  # share of the image height a box label takes (drawn inside a box above it)
 
 
 def class_color(index: int):
@@ -87,7 +90,12 @@ def draw_box(
     linewidth: float = 2.0,
     label_below: bool = False,
 ) -> None:
-    """Draw an absolute ``(x0, y0, x1, y1)`` box with an optional text label at a corner."""
+    """Draw an absolute ``(x0, y0, x1, y1)`` box with an optional text label at a corner.
+
+    The label sits above the top-left corner (inside the box when that is at the image's top
+    edge), or below the bottom-left corner with ``label_below``. Show the image first: the
+    axes limits tell where its top is.
+    """
     x0, y0, x1, y1 = (float(v) for v in box)
     ax.add_patch(
         Rectangle(
@@ -101,17 +109,45 @@ def draw_box(
         )
     )
     if label:
+        # a label above a box at the image's top edge would be cut off: put it inside
+        top = min(ax.get_ylim())
+        inside = not label_below and y0 - top < LABEL_ROOM * abs(ax.get_ylim()[0] - top)
         ax.text(
             x0,
             y1 if label_below else y0,
             label,
             color="white",
             fontsize=8,
-            va="top" if label_below else "bottom",
+            va="top" if label_below or inside else "bottom",
             ha="left",
             bbox=dict(facecolor=color, alpha=0.8, pad=1, edgecolor="none"),
             clip_on=True,
         )
+
+
+def draw_tag(ax: Axes, x: float, y: float, text: str, color) -> None:
+    """A short label (e.g. a pair number) in a coloured box with its top-left corner at
+    ``(x, y)`` in data coordinates."""
+    ax.text(
+        float(x),
+        float(y),
+        text,
+        color="white",
+        fontsize=8,
+        fontweight="bold",
+        va="top",
+        ha="left",
+        bbox=dict(facecolor=color, alpha=0.9, pad=1.5, edgecolor="none"),
+        clip_on=True,
+    )
+
+
+def muted(image: np.ndarray, contrast: float = 0.6) -> np.ndarray:
+    """``image`` ((H, W, 3) uint8 RGB) in grey, with its contrast reduced around mid-grey, so
+    that a colour map drawn over it stands out."""
+    grey = image[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    grey = 128.0 + contrast * (grey - 128.0)
+    return np.repeat(np.clip(grey, 0, 255).astype(np.uint8)[..., None], 3, axis=2)
 
 
 def draw_link(ax: Axes, start, end, color="#2ca02c", linewidth: float = 1.5) -> None:
@@ -141,16 +177,23 @@ def draw_title(ax: Axes, text: str) -> None:
 
 
 def overlay_heatmap(
-    ax: Axes, heat: np.ndarray, width: float, height: float, alpha: float = 0.55
+    ax: Axes,
+    heat: np.ndarray,
+    width: float,
+    height: float,
+    alpha: float = 0.55,
+    cmap: str = "jet",
+    gamma: float = 1.0,
 ) -> None:
     """Stretch a 2-D map over an image of ``width`` x ``height`` pixels.
 
-    The map is scaled to its maximum; colour and opacity grow with the value (at most
-    ``alpha``), so the picture stays visible where the attention is low.
+    The map is scaled to its maximum, then raised to ``gamma`` (below 1 lifts the low values,
+    as ``matplotlib.colors.PowerNorm``); colour (``cmap``) and opacity grow with the result (at
+    most ``alpha``), so the picture stays visible where the attention is low.
     """
     peak = float(heat.max()) if heat.size else 0.0
-    scaled = np.clip(heat / peak if peak > 0 else np.zeros_like(heat), 0.0, 1.0)
-    rgba = colormaps["jet"](scaled)
+    scaled = np.clip(heat / peak if peak > 0 else np.zeros_like(heat), 0.0, 1.0) ** gamma
+    rgba = colormaps[cmap](scaled)
     rgba[..., 3] = alpha * np.sqrt(scaled)
     ax.imshow(rgba, extent=(0, width, height, 0), interpolation="bilinear")
     ax.set_xlim(0, width)
