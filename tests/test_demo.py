@@ -152,6 +152,19 @@ def test_quiet_warnings_are_the_makefiles_and_silence_the_import():
     assert "Warning" not in result.stderr, result.stderr
 
 
+def test_importing_the_package_is_silent_without_any_filter():
+    """``python -m detrdistill.demo`` imports the package before demo.py can set a filter."""
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    result = subprocess.run(
+        [sys.executable, "-W", "default", "-c", "import detrdistill"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "Warning" not in result.stderr, result.stderr
+
+
 def test_eval_line_format():
     metrics = {"iteration": 84, "AP": 12.345, "AP50": 30.0, "AP75": 9.0}
     line = demo_progress.eval_line("baseline", metrics, 500)

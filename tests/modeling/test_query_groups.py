@@ -186,15 +186,3 @@ def test_group_errors_name_the_group():
     with pytest.raises(ValueError, match="3 equal blocks"):
         odd = QueryGroup(own.content[:, :4], None, own.reference[:, :4], num_blocks=3)
         model.run(images, groups={"odd": odd})
-
-
-def test_deprecated_extra_queries_is_the_teacher_queries_group():
-    model = tiny_model("conditional_detr").eval()
-    images = model.preprocess_image(make_batch())
-    with torch.no_grad():
-        own = model.run(images).queries
-        group = _perturbed(own, 3, seed=6)
-        with pytest.warns(DeprecationWarning, match="groups="):
-            old = model.run(images, extra_queries=group)
-        new = model.run(images, groups={"teacher_queries": group})
-    _assert_same(old.groups["teacher_queries"], new.groups["teacher_queries"])

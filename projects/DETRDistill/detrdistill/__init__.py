@@ -6,6 +6,14 @@ wrapper in ``META_ARCH_REGISTRY``, the embedded datasets in ``DatasetCatalog``, 
 ``detectron2.model_zoo``.
 """
 
-from . import data, distill, model_zoo, modeling  # noqa: F401  (registration side effects)
+import warnings
+
+# detectron2 and fvcore decorate functions with torch.jit.script at import time, which torch
+# 2.x answers with a FutureWarning per function; silence exactly that while importing them.
+with warnings.catch_warnings():
+    warnings.filterwarnings(
+        "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+    )
+    from . import data, distill, model_zoo, modeling  # noqa: F401  (registration side effects)
 
 __version__ = "0.1.0"

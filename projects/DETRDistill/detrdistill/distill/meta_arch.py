@@ -263,17 +263,7 @@ class DistillationDetector(nn.Module):
         if not self.training:
             return self.student(batched_inputs)
         targets = self.student.prepare_targets(batched_inputs)
-        context = GroupContext(self.student, self.teacher, targets)
-        groups = self.build_groups(context, after_teacher=False)
-        teacher_out = self.run_teacher(batched_inputs, groups=groups["teacher"])
-        context.teacher_output = teacher_out
-        groups["student"].update(self.build_groups(context, after_teacher=True)["student"])
-        own_groups = self.student.training_groups(targets)  # e.g. denoising: the student's own
-        student_out = self.student.run(
-            self.student.preprocess_image(batched_inputs),
-            return_attention=self.needs_attention,
-            groups={**own_groups, **groups["student"]},
-        )
+        teacher_out, student_out = self.run_models(batched_inputs, targets)
         losses, _ = self.student.compute_losses(student_out, targets)
         inputs = DistillationInputs(
             teacher=teacher_out,
@@ -290,6 +280,42 @@ class DistillationDetector(nn.Module):
             for component, value in module(inputs).items():
                 losses[f"loss_distill_{name}_{component}"] = value * weight
         return losses
+
+    def run_models(
+        self,
+        batched_inputs: list[dict],
+        targets: list[dict] | None,
+        *,
+        return_attention: bool | None = None,
+    ):
+        """Run the teacher, then the student, each once, with the query groups the losses read
+        (and, in training, the student's own training groups such as denoising).
+
+        Args:
+            batched_inputs: the detectron2 batch.
+            targets: from ``student.prepare_targets`` (None outside training: no own groups).
+            return_attention: default: whether a loss needs attention maps.
+
+        Returns:
+            ``(teacher DETROutput, student DETROutput)``.
+        """
+        attention = self.needs_attention if return_attention is None else return_attention
+        context = GroupContext(self.student, self.teacher, targets)
+        groups = self.build_groups(context, after_teacher=False)
+        teacher_out = self.run_teacher(
+            batched_inputs, groups=groups["teacher"], return_attention=attention
+        )
+        context.teacher_output = teacher_out
+        groups["student"].update(self.build_groups(context, after_teacher=True)["student"])
+        own_groups = {}
+        if targets is not None and self.student.training:
+            own_groups = self.student.training_groups(targets)  # e.g. denoising
+        student_out = self.student.run(
+            self.student.preprocess_image(batched_inputs),
+            return_attention=attention,
+            groups={**own_groups, **groups["student"]},
+        )
+        return teacher_out, student_out
 
     def build_groups(
         self, context: GroupContext, *, after_teacher: bool
@@ -329,9 +355,18 @@ class DistillationDetector(nn.Module):
         return self.group_builders[TEACHER_QUERIES].adapt(teacher_queries, self.student)
 
     @torch.no_grad()
-    def run_teacher(self, batched_inputs: list[dict], groups: dict[str, QueryGroup] | None = None):
+    def run_teacher(
+        self,
+        batched_inputs: list[dict],
+        groups: dict[str, QueryGroup] | None = None,
+        *,
+        return_attention: bool | None = None,
+    ):
         """The teacher's :class:`DETROutput` for a batch (no autograd, eval mode), with the
-        given query groups decoded next to its own queries."""
+        given query groups decoded next to its own queries; attention maps when
+        ``return_attention`` (default: whether a loss needs them)."""
+        if return_attention is None:
+            return_attention = self.needs_attention
         images = self.teacher.preprocess_image(batched_inputs)
         if self.teacher_half_precision:
             if images.tensor.device.type != "cuda":
@@ -341,7 +376,7 @@ class DistillationDetector(nn.Module):
             context = contextlib.nullcontext()
         with context:
             output = self.teacher.run(
-                images, return_attention=self.needs_attention, groups=groups or None
+                images, return_attention=return_attention, groups=groups or None
             )
         return _to_float(output) if self.teacher_half_precision else output
 

@@ -8,7 +8,6 @@ per-query maps on one feature level, and draw the two figures.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,34 +48,13 @@ __all__ = [
 ]
 
 
-@contextlib.contextmanager
-def _attention_requested(model: nn.Module):
-    """Make ``model.run_teacher`` return attention maps, whatever the losses need."""
-    saved = model.needs_attention
-    model.needs_attention = True
-    try:
-        yield
-    finally:
-        model.needs_attention = saved
-
-
 @torch.no_grad()
 def run_teacher_and_student(model: nn.Module, batch: list[dict]) -> tuple[DETROutput, DETROutput]:
-    """Teacher and student outputs of one batch, both with attention maps.
-
-    As in training: the teacher through ``model.run_teacher``; the student through
-    ``model.student.run(..., return_attention=True, extra_queries=...)`` with the teacher's
-    adapted queries as the extra group when the config's losses use them.
+    """Teacher and student outputs of one batch, both with attention maps, through the same
+    ``DistillationDetector.run_models`` as training (the query groups the config's losses read,
+    e.g. the teacher's adapted queries as ``groups["teacher_queries"]``; no training groups).
     """
-    with _attention_requested(model):
-        teacher = model.run_teacher(batch)
-    extra = None
-    if getattr(model, "needs_teacher_queries", False):
-        extra = model.teacher_query_group(teacher.queries)
-    student = model.student.run(
-        model.student.preprocess_image(batch), return_attention=True, extra_queries=extra
-    )
-    return teacher, student
+    return model.run_models(batch, None, return_attention=True)
 
 
 def find_matcher(model: nn.Module) -> tuple[TeacherStudentMatcher, str]:

@@ -11,7 +11,6 @@ overrides the class-head size and inference (softmax with a no-object class).
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Mapping, Sequence
 
 import torch
@@ -274,7 +273,6 @@ class DETRBase(nn.Module):
         *,
         return_attention: bool = False,
         groups: Mapping[str, QueryGroup] | None = None,
-        extra_queries: QueryGroup | None = None,
     ) -> DETROutput:
         """Run the whole network and return every intermediate result distillation needs.
 
@@ -286,20 +284,11 @@ class DETRBase(nn.Module):
                 own queries under :func:`query_group_mask`: each group attends to itself only
                 (and to the own queries where ``QueryGroup.sees_own_queries``), the own queries
                 never attend to a group, so the model's own outputs do not change.
-            extra_queries: deprecated spelling of ``groups={"teacher_queries": extra_queries}``.
 
         Returns:
             :class:`DETROutput`; ``groups[name]`` holds each group's per-layer outputs.
         """
         groups = dict(groups or {})
-        if extra_queries is not None:
-            warnings.warn(
-                "DETRBase.run(extra_queries=...) is deprecated; pass "
-                "groups={'teacher_queries': ...} and read DETROutput.groups['teacher_queries']",
-                DeprecationWarning,
-                stacklevel=2,
-            )
-            groups.setdefault("teacher_queries", extra_queries)
         encoder_out = self.encode(images)
         own, proposals = self.initial_queries(encoder_out)
         queries, mask = own, None
