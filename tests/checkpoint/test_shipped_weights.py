@@ -41,8 +41,20 @@ def test_shipped_files_are_read_only():
         PathManager.open(f"detrdistill://shipped/{sorted(SHIPPED)[0]}", "wb")
 
 
+@pytest.mark.parametrize("name", sorted(n for n, r in SHIPPED.items() if r.is_backbone))
+def test_shipped_backbone_holds_only_backbone_weights_of_its_source(name):
+    state = torch.load(shipped_path(name), map_location="cpu", weights_only=True)
+    assert state and all(key.startswith("backbone.") for key in state)
+    source = SHIPPED[name].backbone_of
+    if source:
+        detector = torch.load(shipped_path(source), map_location="cpu", weights_only=True)
+        cut = {k: v for k, v in detector.items() if k.startswith("backbone.")}
+        assert cut.keys() == state.keys()
+        assert all(torch.equal(cut[k], state[k]) for k in state)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(SHIPPED))
+@pytest.mark.parametrize("name", sorted(n for n, r in SHIPPED.items() if not r.is_backbone))
 def test_shipped_teacher_reaches_its_recorded_ap(name, tmp_path):
     """Evaluate the shipped weights on shapes_val through train_net.py --eval-only."""
     record = SHIPPED[name]

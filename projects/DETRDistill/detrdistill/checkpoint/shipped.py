@@ -1,4 +1,6 @@
-"""Teacher weights shipped inside the package (``detrdistill/weights/``), with their provenance.
+"""Weights shipped inside the package (``detrdistill/weights/``), with their provenance: trained
+detectors (the embedded-data teachers) and backbones cut from them (the embedded data's
+stand-in for ImageNet initialisation, see the README).
 
 ``detrdistill://shipped/<file>`` resolves to ``detrdistill/weights/<file>`` (see
 :mod:`~detrdistill.checkpoint.path_handler`); the file's sha256 is checked against
@@ -24,20 +26,28 @@ class ShippedWeights:
     """One shipped checkpoint.
 
     Attributes:
-        config: packaged config that builds the model the weights belong to.
+        config: packaged config that builds the model the weights belong to (for a backbone:
+            the detector it was trained in).
         sha256: hash of the file.
-        ap: COCO box AP (and AP50) of these weights on ``shapes_val``, measured with the command
-            in ``eval_command``.
         train_command: how the weights were trained (and at which commit).
+        ap: COCO box AP (and AP50) of a detector's weights on ``shapes_val``, measured with the
+            command in ``eval_command``; None for a backbone.
         eval_command: how ``ap`` was measured.
+        backbone_of: for a backbone file, the shipped detector file whose ``backbone.*``
+            entries it holds (or "" when that detector is not shipped).
     """
 
     config: str
     sha256: str
-    ap: float
-    ap50: float
     train_command: str
-    eval_command: str
+    ap: float | None = None
+    ap50: float | None = None
+    eval_command: str = ""
+    backbone_of: str = ""
+
+    @property
+    def is_backbone(self) -> bool:
+        return self.ap is None
 
 
 SHIPPED: dict[str, ShippedWeights] = {
@@ -56,6 +66,15 @@ SHIPPED: dict[str, ShippedWeights] = {
             "--eval-only train.init_checkpoint=detrdistill://shipped/"
             "shapes_deformable_detr_tiny_teacher.pth"
         ),
+    ),
+    "shapes_resnet18_w32_backbone.pth": ShippedWeights(
+        config="shapes/deformable_detr_tiny_teacher.py",
+        sha256="9a6f0bbc072fc674cdae95b18e5e461d8fbaaa206c149941fd4b90c068df4cc3",
+        train_command=(
+            "the backbone.* entries of shapes_deformable_detr_tiny_teacher.pth (ResNet-18 "
+            "layout, width 32, trained from scratch inside that Deformable DETR)"
+        ),
+        backbone_of="shapes_deformable_detr_tiny_teacher.pth",
     ),
 }
 
