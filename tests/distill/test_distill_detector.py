@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SHAPES_DISTILL_CONFIGS = [
     name
     for name in model_zoo.list_configs()
-    if name.startswith(("detrdistill/shapes", "d3etr/shapes"))
+    if name.startswith(("detrdistill/shapes", "d3etr/shapes", "kd_detr/shapes"))
 ]
 MAIN_CONFIG = "detrdistill/shapes_deformable_tiny.py"
 

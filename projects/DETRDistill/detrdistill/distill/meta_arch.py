@@ -229,6 +229,7 @@ class DistillationDetector(nn.Module):
                     f"query group {name!r} is built from the teacher's output, so it cannot run "
                     f"in the teacher (model.group_builders.{name}.models)"
                 )
+            builder.check_pair(self.student, self.teacher)
             if name in _model_group_names(self.student):
                 raise ValueError(
                     f"query group {name!r} of the losses has the name of a group the student "
