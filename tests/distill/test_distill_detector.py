@@ -111,7 +111,7 @@ def test_teacher_is_frozen_in_eval_mode_and_never_changes(tmp_path):
     }
 
 
-@pytest.mark.parametrize("method", ["detrdistill", "d3etr"])
+@pytest.mark.parametrize("method", ["detrdistill", "d3etr", "kd_detr"])
 def test_zero_weights_train_exactly_like_the_plain_student(tmp_path, method):
     """Teacher, extra query group and zero-weighted terms leave student training unchanged.
 
