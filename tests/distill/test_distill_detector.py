@@ -20,7 +20,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 SHAPES_DISTILL_CONFIGS = [
     name
     for name in model_zoo.list_configs()
-    if name.startswith(("detrdistill/shapes", "d3etr/shapes"))
+    if name.startswith(("detrdistill/shapes", "d3etr/shapes", "kd_detr/shapes"))
 ]
 MAIN_CONFIG = "detrdistill/shapes_deformable_tiny.py"
 
@@ -111,7 +111,7 @@ def test_teacher_is_frozen_in_eval_mode_and_never_changes(tmp_path):
     }
 
 
-@pytest.mark.parametrize("method", ["detrdistill", "d3etr"])
+@pytest.mark.parametrize("method", ["detrdistill", "d3etr", "kd_detr"])
 def test_zero_weights_train_exactly_like_the_plain_student(tmp_path, method):
     """Teacher, extra query group and zero-weighted terms leave student training unchanged.
 

@@ -1,7 +1,16 @@
-"""Knowledge distillation for DETR-family detectors (DETRDistill, D3ETR)."""
+"""Knowledge distillation for DETR-family detectors (DETRDistill, D3ETR, KD-DETR)."""
 
 from .adapters import QueryAdapter
-from .groups import TEACHER_QUERIES, GroupContext, QueryGroupBuilder, TeacherQueryGroup
+from .groups import (
+    GENERAL_POINTS,
+    SPECIFIC_POINTS,
+    TEACHER_QUERIES,
+    GeneralPoints,
+    GroupContext,
+    QueryGroupBuilder,
+    SpecificPoints,
+    TeacherQueryGroup,
+)
 from .inputs import DistillationInputs
 from .layer_mapping import map_decoder_layers
 from .losses import (
@@ -10,6 +19,7 @@ from .losses import (
     DistillationLoss,
     FixedMatchingDistillation,
     HungarianLogitsDistillation,
+    KDDETRDistillation,
     PredictionDistillation,
     QueryContrastiveDistillation,
     QueryPriorAssignmentDistillation,
@@ -26,13 +36,18 @@ __all__ = [
     "DistillationInputs",
     "DistillationLoss",
     "FixedMatchingDistillation",
+    "GENERAL_POINTS",
+    "GeneralPoints",
     "GroupContext",
     "HungarianLogitsDistillation",
+    "KDDETRDistillation",
     "PredictionDistillation",
     "QueryAdapter",
     "QueryContrastiveDistillation",
     "QueryGroupBuilder",
     "QueryPriorAssignmentDistillation",
+    "SPECIFIC_POINTS",
+    "SpecificPoints",
     "TEACHER_QUERIES",
     "TargetAwareFeatureDistillation",
     "TeacherQueryGroup",

@@ -126,8 +126,10 @@ class DistillationDetector(nn.Module):
                 two-stage proposals, DETR).
             group_builders: name -> :class:`~detrdistill.distill.groups.QueryGroupBuilder` for
                 query groups the losses read (``query_groups``); a group without an entry gets
-                its default builder (``"teacher_queries"``: the teacher's adapted queries). Only
-                groups some loss reads are built and decoded.
+                its default builder (``"teacher_queries"``: the teacher's adapted queries;
+                KD-DETR's ``"kd_specific_points"`` and ``"kd_general_points"``, see
+                :func:`~detrdistill.distill.groups.default_group_builder`). Only groups some loss
+                reads are built and decoded; each builder's ``check_pair`` runs here.
         """
         super().__init__()
         missing = sorted(set(losses) - set(loss_weights))
@@ -229,6 +231,7 @@ class DistillationDetector(nn.Module):
                     f"query group {name!r} is built from the teacher's output, so it cannot run "
                     f"in the teacher (model.group_builders.{name}.models)"
                 )
+            builder.check_pair(self.student, self.teacher)
             if name in _model_group_names(self.student):
                 raise ValueError(
                     f"query group {name!r} of the losses has the name of a group the student "

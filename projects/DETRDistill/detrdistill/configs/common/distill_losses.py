@@ -2,20 +2,24 @@
 # give each a weight in model.loss_weights. Interpolations ("${...student.hidden_dim}") resolve
 # against the DistillationDetector config they end up in. Every choice and its source (paper,
 # official code, public port, or no source) is in docs/faithfulness.md.
-#   detrdistill_losses / d3etr_losses: the defaults (the paper where it speaks, else the
-#       official code, else the public D3ETR port; D3ETR's attention distance is ours).
-#   detrdistill_official_losses / d3etr_port_losses: presets whose values equal the official
-#       DETRDistill code and the public D3ETR port (tests/distill/test_official_parity.py).
+#   detrdistill_losses / d3etr_losses / kd_detr_losses: the defaults (the paper where it speaks,
+#       else the official code, else the public D3ETR port; D3ETR's attention distance is ours).
+#   detrdistill_official_losses / d3etr_port_losses / kd_detr_official_points: presets whose
+#       values equal the official DETRDistill code, the public D3ETR port and the official
+#       KD-DETR code (tests/distill/test_official_parity.py, tests/distill/test_kd_detr.py).
 from detectron2.config import LazyCall as L
 
 from detrdistill.distill import (
     AdaptiveMatchingDistillation,
     AttentionDistillation,
     FixedMatchingDistillation,
+    GeneralPoints,
     HungarianLogitsDistillation,
+    KDDETRDistillation,
     PredictionDistillation,
     QueryContrastiveDistillation,
     QueryPriorAssignmentDistillation,
+    SpecificPoints,
     TargetAwareFeatureDistillation,
     TeacherStudentMatcher,
 )
@@ -74,6 +78,28 @@ d3etr_losses = dict(
 )
 d3etr_weights = dict(adaptive=1.0, fixed=1.0)
 
+# KD-DETR: distillation points decoded by both models, compared index by index (no matching):
+# class KL at T = 10 + L1 + GIoU (1 / 5 / 2), each point weighted by the teacher's confidence,
+# every student layer against the teacher's last layer, summed (the official code; the paper
+# gives no numbers). Configs put kd_detr_points (or kd_detr_official_points) into
+# model.group_builders: the teacher's own queries as specific points, 300 random boxes as
+# general points (uniform as the paper says; the official code draws sigmoid(N(0, 1))).
+kd_detr_losses = dict(
+    kd_detr=L(KDDETRDistillation)(
+        class_weight=1.0, bbox_weight=5.0, giou_weight=2.0, temperature=10.0, teacher_layer="last"
+    ),
+)
+kd_detr_weights = dict(kd_detr=1.0)
+kd_detr_points = dict(
+    kd_specific_points=L(SpecificPoints)(form="boxes"),
+    kd_general_points=L(GeneralPoints)(num_points=300, distribution="uniform"),
+)
+# Teachers whose queries are learned positional embeddings with (x, y) reference points
+# (single-stage Deformable DETR, Conditional DETR): their queries themselves, widths adapted.
+kd_detr_specific_queries = L(SpecificPoints)(
+    form="queries", teacher_dim="${...teacher.hidden_dim}", student_dim="${...student.hidden_dim}"
+)
+
 # ---------------------------------------------------------------------------- presets
 # The official DETRDistill code (BIVLab-USTC/DETRDistill, Deformable DETR): joint matching of all
 # teacher predictions, teacher boxes clipped to the image, the official feature mask, the
@@ -123,3 +149,10 @@ d3etr_port_losses = dict(
     fixed=L(FixedMatchingDistillation)(prediction=prediction, attention=_port_attention),
 )
 d3etr_port_weights = dict(adaptive=1.0, fixed=1.0)
+
+# The official KD-DETR code (Myleswork/KD-DETR, DAB-DETR): general points drawn as sigmoid(N(0, 1))
+# boxes (a fresh nn.Embedding(300, 4) each iteration); everything else as kd_detr_losses.
+kd_detr_official_points = dict(
+    kd_specific_points=L(SpecificPoints)(form="boxes"),
+    kd_general_points=L(GeneralPoints)(num_points=300, distribution="sigmoid_normal"),
+)

@@ -9,6 +9,7 @@ from .attention import (
 from .base import DistillationLoss
 from .contrastive import ContrastiveProjection, QueryContrastiveDistillation
 from .feature import TargetAwareFeatureDistillation
+from .kd_detr import KDDETRDistillation
 from .logits import HungarianLogitsDistillation
 from .mixmatcher import AdaptiveMatchingDistillation, FixedMatchingDistillation
 from .prediction import PredictionDistillation
@@ -21,6 +22,7 @@ __all__ = [
     "DistillationLoss",
     "FixedMatchingDistillation",
     "HungarianLogitsDistillation",
+    "KDDETRDistillation",
     "PredictionDistillation",
     "QueryContrastiveDistillation",
     "QueryPriorAssignmentDistillation",

@@ -18,12 +18,18 @@ from detectron2.modeling.postprocessing import detector_postprocess
 from detectron2.structures import Boxes, ImageList, Instances
 from torch import Tensor, nn
 
-from ...layers import MLP, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
+from ...layers import (
+    MLP,
+    box_cxcywh_to_xyxy,
+    box_xyxy_to_cxcywh,
+    coordinate_sine_embedding,
+    inverse_sigmoid,
+)
 from ..denoising import DENOISING, DenoisingGroup
 from ..neck import level_masks
 from ..outputs import DecoderOutputs, DETROutput, EncoderOutputs, QueryGroup
 
-__all__ = ["DETRBase", "query_group_mask"]
+__all__ = ["DETRBase", "query_group_mask", "sine_point_queries"]
 
 
 def query_group_mask(
@@ -64,6 +70,23 @@ def query_group_mask(
             mask[start:end, :num_own] = False
         start = end
     return mask
+
+
+def sine_point_queries(boxes: Tensor, hidden_dim: int) -> QueryGroup:
+    """Queries of variants with (x, y) reference points for given boxes: the box centres as
+    references, their sine embedding (the decoder family's ``coordinate_sine_embedding``) as
+    positional queries, zero content queries.
+
+    Args:
+        boxes: (B or 1, Q, 4) normalised (cx, cy, w, h).
+        hidden_dim: width D (even).
+
+    Returns:
+        QueryGroup with content/pos (B or 1, Q, D), reference (B or 1, Q, 2).
+    """
+    centers = boxes[..., :2]
+    pos = coordinate_sine_embedding(centers, num_pos_feats=hidden_dim // 2).to(boxes.dtype)
+    return QueryGroup(content=torch.zeros_like(pos), pos=pos, reference=centers)
 
 
 class DETRBase(nn.Module):
@@ -384,6 +407,29 @@ class DETRBase(nn.Module):
         """
         raise NotImplementedError(
             f"{type(self).__name__} does not derive reference points from positional queries"
+        )
+
+    @property
+    def has_box_queries(self) -> bool:
+        """Whether :meth:`queries_from_boxes` turns boxes into this model's queries."""
+        return type(self).queries_from_boxes is not DETRBase.queries_from_boxes
+
+    def queries_from_boxes(self, boxes: Tensor) -> QueryGroup:
+        """This model's initial queries for given boxes (variant hook; used for distillation
+        points decoded by a teacher and a student alike, e.g. KD-DETR's).
+
+        The queries have the form of the model's own (same fields, same reference width), so
+        they can be decoded as a query group next to them.
+
+        Args:
+            boxes: (B or 1, Q, 4) normalised (cx, cy, w, h) in [0, 1].
+
+        Returns:
+            QueryGroup with content (and pos) (B or 1, Q, D) and reference (B or 1, Q, 2|4): the
+            boxes themselves, or their centres for models with (x, y) reference points.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no query form for boxes (no reference points or anchors)"
         )
 
     def decode(

@@ -7,7 +7,7 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
 from ..outputs import EncoderOutputs, QueryGroup
-from .base import DETRBase
+from .base import DETRBase, sine_point_queries
 
 __all__ = ["ConditionalDETR"]
 
@@ -40,3 +40,8 @@ class ConditionalDETR(DETRBase):
         pos = self.query_embed.weight[None].expand(batch, -1, -1)
         reference = self.reference_from_pos(pos)
         return QueryGroup(content=torch.zeros_like(pos), pos=pos, reference=reference), None
+
+    def queries_from_boxes(self, boxes):
+        """The box centres as reference points, their sine embedding as positional queries, zero
+        content queries (:func:`~detrdistill.modeling.meta_arch.base.sine_point_queries`)."""
+        return sine_point_queries(boxes, self.hidden_dim)

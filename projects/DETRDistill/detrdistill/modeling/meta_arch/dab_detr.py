@@ -54,3 +54,9 @@ class DABDETR(DETRBase):
         anchors = anchors[None].expand(batch, -1, -1)
         content = anchors.new_zeros(batch, anchors.shape[1], self.hidden_dim)
         return QueryGroup(content=content, pos=None, reference=anchors), None
+
+    def queries_from_boxes(self, boxes):
+        """The boxes as anchors with zero content queries (the form of DAB-DETR's own queries,
+        and what KD-DETR's official code feeds both models)."""
+        content = boxes.new_zeros(*boxes.shape[:-1], self.hidden_dim)
+        return QueryGroup(content=content, pos=None, reference=boxes)

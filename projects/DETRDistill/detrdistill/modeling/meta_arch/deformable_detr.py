@@ -11,7 +11,7 @@ from torch import Tensor, nn
 
 from ...layers import MLP, coordinate_sine_embedding
 from ..outputs import EncoderOutputs, QueryGroup
-from .base import DETRBase
+from .base import DETRBase, sine_point_queries
 
 __all__ = ["DeformableDETR"]
 
@@ -97,10 +97,24 @@ class DeformableDETR(DETRBase):
         top = ranking.topk(k, dim=1).indices
         top_logits = torch.gather(logits, 1, top[..., None].expand(-1, -1, logits.shape[-1]))
         top_boxes = torch.gather(coords, 1, top[..., None].expand(-1, -1, 4)).sigmoid()
-        reference = top_boxes.detach()
-        embedding = coordinate_sine_embedding(reference, num_pos_feats=self.hidden_dim // 2)
+        return self._proposal_queries(top_boxes.detach()), (top_logits, top_boxes)
+
+    def _proposal_queries(self, boxes: Tensor) -> QueryGroup:
+        """Two-stage queries of reference boxes (B or 1, Q, 4): positional and content queries
+        from the boxes' sine embedding through ``pos_trans`` / ``pos_trans_norm``."""
+        embedding = coordinate_sine_embedding(boxes, num_pos_feats=self.hidden_dim // 2)
         pos, content = self.pos_trans_norm(self.pos_trans(embedding)).split(self.hidden_dim, -1)
-        return QueryGroup(content, pos, reference), (top_logits, top_boxes)
+        return QueryGroup(content, pos, boxes)
+
+    def queries_from_boxes(self, boxes: Tensor) -> QueryGroup:
+        """Two-stage: the boxes as reference boxes, queries through the model's own proposal
+        head (exactly how it turns its selected proposals into queries). Single-stage: the box
+        centres as reference points, their sine embedding as positional queries, zero content
+        (:func:`~detrdistill.modeling.meta_arch.base.sine_point_queries`; the model's own
+        queries are a learned table with no map from boxes)."""
+        if self.as_two_stage:
+            return self._proposal_queries(boxes)
+        return sine_point_queries(boxes, self.hidden_dim)
 
     def _encoder_proposals(self, encoder: EncoderOutputs) -> tuple[Tensor, Tensor]:
         """One box proposal per memory token.
