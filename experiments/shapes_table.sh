@@ -38,6 +38,7 @@ NANO_CONFIGS=(
   d3etr/shapes_deformable_nano_fixed.py
   d3etr/shapes_deformable_nano.py
   d3etr/shapes_deformable_nano_no_attention.py
+  kd_detr/shapes_deformable_nano.py
 )
 if [[ ${PAIR:-tiny} == nano ]]; then DEFAULT_CONFIGS=("${NANO_CONFIGS[@]}"); fi
 read -r -a CONFIGS <<<"${CONFIGS:-${DEFAULT_CONFIGS[*]}}"

@@ -43,6 +43,7 @@ NANO_ROWS = (
     ("D3ETR fixed only", "d3etr/shapes_deformable_nano_fixed"),
     ("D3ETR adaptive+fixed", "d3etr/shapes_deformable_nano"),
     ("D3ETR adaptive+fixed, no attention", "d3etr/shapes_deformable_nano_no_attention"),
+    ("KD-DETR specific+general points", "kd_detr/shapes_deformable_nano"),
 )
 PAIRS = {"tiny": ROWS, "nano": NANO_ROWS}
 METRICS = ("AP", "AP50", "AP75")
