@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Mapping
-from dataclasses import fields, is_dataclass
+from dataclasses import fields, is_dataclass, replace
 
 import torch
 from detectron2.config import instantiate
@@ -13,7 +13,7 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
 from ..modeling.meta_arch.base import DETRBase
-from ..modeling.outputs import QueryGroup
+from ..modeling.outputs import EncoderOutputs, QueryGroup
 from .adapters import QueryAdapter
 from .inputs import DistillationInputs
 from .layer_mapping import map_decoder_layers
@@ -207,7 +207,7 @@ class DistillationDetector(nn.Module):
         teacher_out = self.run_teacher(batched_inputs)
         extra = None
         if self.needs_teacher_queries:
-            extra = self.teacher_query_group(teacher_out.queries)
+            extra = self.teacher_query_group(teacher_out.queries, teacher_out.encoder)
         student_out = self.student.run(
             self.student.preprocess_image(batched_inputs),
             return_attention=self.needs_attention,
@@ -230,17 +230,39 @@ class DistillationDetector(nn.Module):
                 losses[f"loss_distill_{name}_{component}"] = value * weight
         return losses
 
-    def teacher_query_group(self, teacher_queries: QueryGroup) -> QueryGroup:
+    def teacher_query_group(
+        self, teacher_queries: QueryGroup, teacher_encoder: EncoderOutputs | None = None
+    ) -> QueryGroup:
         """The teacher's initial queries as the student decoder's extra group: widths adapted
-        to the student's, references per ``teacher_query_reference``.
+        to the student's, references per ``teacher_query_reference``. A teacher that derives
+        positional queries from its anchors (DINO) hands over those of its first decoder layer;
+        a student that does so (DINO) gets none.
 
         Args:
             teacher_queries: content/pos (B, Qt, D_t), reference (B, Qt, 2|4) or None.
+            teacher_encoder: the teacher's encoder outputs (needed for a DINO teacher whose
+                positional queries a student uses).
 
         Returns:
-            QueryGroup with content/pos (B, Qt, D_s).
+            QueryGroup with content (and pos) (B, Qt, D_s).
         """
+        student_uses_pos = not self.student.positions_from_reference
+        if (
+            teacher_queries.pos is None
+            and student_uses_pos
+            and self.teacher.positions_from_reference
+        ):
+            if teacher_encoder is None:
+                raise ValueError(
+                    f"{type(self.teacher).__name__} derives its positional queries from its "
+                    "anchors and the valid ratios of its encoder levels: pass teacher_encoder"
+                )
+            with torch.no_grad():
+                pos = self.teacher.positional_queries(teacher_queries, teacher_encoder)
+            teacher_queries = replace(teacher_queries, pos=pos)
         group = self.query_adapter(teacher_queries)
+        if not student_uses_pos:
+            group = replace(group, pos=None)
         if self.teacher_query_reference == "student_head":
             if group.pos is None:
                 raise ValueError(
