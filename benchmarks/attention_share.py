@@ -104,7 +104,7 @@ def main() -> dict:
 
     def coco_shares(trained_student_state):
         coco_model.student.load_state_dict(trained_student_state)
-        coco_model.query_adapter = model.query_adapter
+        coco_model.group_builders = model.group_builders  # the trained teacher-query adapter
         for m in (coco_model.student, coco_model.teacher):
             m.num_queries = args.coco_queries
         coco_model.train()

@@ -8,7 +8,7 @@ import math
 
 import torch
 
-from detrdistill.distill import DistillationInputs
+from detrdistill.distill import TEACHER_QUERIES, DistillationInputs
 from detrdistill.layers import DeformableAttentionWeights
 from detrdistill.modeling.outputs import DecoderOutputs, DETROutput, EncoderOutputs, QueryGroup
 
@@ -80,11 +80,13 @@ def make_decoder(
     )
 
 
-def make_output(decoder, encoder, extra=None):
+def make_output(decoder, encoder, teacher_queries=None):
+    """A DETROutput; ``teacher_queries`` = the outputs of the "teacher_queries" group."""
     batch, queries = decoder.pred_logits.shape[1:3]
     dim = decoder.hidden_states.shape[-1]
     group = QueryGroup(torch.randn(batch, queries, dim))
-    return DETROutput(decoder, group, encoder, extra, [(32, 32)] * batch)
+    groups = {} if teacher_queries is None else {TEACHER_QUERIES: teacher_queries}
+    return DETROutput(decoder, group, encoder, [(32, 32)] * batch, groups)
 
 
 def _map_tensors(obj, fn):
@@ -94,6 +96,8 @@ def _map_tensors(obj, fn):
         return [_map_tensors(o, fn) for o in obj]
     if isinstance(obj, tuple):
         return tuple(_map_tensors(o, fn) for o in obj)
+    if isinstance(obj, dict):
+        return {k: _map_tensors(v, fn) for k, v in obj.items()}
     if hasattr(obj, "__dataclass_fields__"):
         new = copy.copy(obj)
         for name in obj.__dataclass_fields__:

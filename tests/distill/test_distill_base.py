@@ -15,9 +15,9 @@ def test_defaults_and_declarations():
     loss = DistillationLoss()
     assert loss.layer_reduction == "sum"
     assert loss.empty_terms.patience == 100
-    assert (loss.needs_attention, loss.needs_teacher_queries, loss.needs_teacher_assignment) == (
+    assert (loss.needs_attention, loss.query_groups, loss.needs_teacher_assignment) == (
         False,
-        False,
+        (),
         False,
     )
     assert loss.reads_shared == () and loss.writes_shared == ()

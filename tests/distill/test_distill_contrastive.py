@@ -79,8 +79,9 @@ class TestQueryContrastiveDistillation(unittest.TestCase):
         self.assertEqual(loss.layer_reduction, "sum")
         own = QueryContrastiveDistillation(student_dim=5, teacher_dim=6, pairs_from="own")
         self.assertEqual(own.reads_shared, ())
-        for flag in ("needs_attention", "needs_teacher_queries", "needs_teacher_assignment"):
+        for flag in ("needs_attention", "needs_teacher_assignment"):
             self.assertFalse(getattr(loss, flag))
+        self.assertEqual(loss.query_groups, ())
         with self.assertRaises(ValueError):
             QueryContrastiveDistillation(student_dim=5, teacher_dim=6, pairs_from="gt")
         with self.assertRaises(ValueError):

@@ -185,7 +185,7 @@ def test_auxiliary_group_does_not_change_the_students_own_outputs(tmp_path):
     torch.manual_seed(0)
     model = instantiate(cfg.model).train()
     student = model.student
-    assert model.needs_teacher_queries and student.training
+    assert list(model.group_builders) == ["teacher_queries"] and student.training
     modules = list(student.modules())
     assert all(m.p == 0 for m in modules if isinstance(m, torch.nn.Dropout))
     batch = tiny_batch()
@@ -193,7 +193,7 @@ def test_auxiliary_group_does_not_change_the_students_own_outputs(tmp_path):
     group = model.teacher_query_group(teacher_out.queries)
     images = student.preprocess_image(batch)
     with torch.no_grad():
-        with_group = student.run(images, extra_queries=group, return_attention=True)
+        with_group = student.run(images, groups={"teacher_queries": group}, return_attention=True)
         alone = student.run(images, return_attention=True)
     own, ref = with_group.decoder, alone.decoder
     for name in ("pred_logits", "pred_boxes", "hidden_states", "enc_logits", "enc_boxes"):
@@ -201,12 +201,13 @@ def test_auxiliary_group_does_not_change_the_students_own_outputs(tmp_path):
     for a, b in zip(own.self_attn, ref.self_attn):
         torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
     # the group really ran: its own outputs, one per teacher query, in every layer
-    assert alone.extra is None and with_group.extra is not None
+    assert alone.groups == {} and list(with_group.groups) == ["teacher_queries"]
+    group_out = with_group.groups["teacher_queries"]
     num_teacher = teacher_out.decoder.pred_logits.shape[2]
     assert num_teacher != own.pred_logits.shape[2]
-    assert with_group.extra.pred_logits.shape[:3] == (2, 2, num_teacher)
-    assert with_group.extra.self_attn[0].shape[-1] == num_teacher
-    assert torch.isfinite(with_group.extra.pred_boxes).all()
+    assert group_out.pred_logits.shape[:3] == (2, 2, num_teacher)
+    assert group_out.self_attn[0].shape[-1] == num_teacher
+    assert torch.isfinite(group_out.pred_boxes).all()
 
 
 def test_cross_variant_pair_trains(tmp_path):

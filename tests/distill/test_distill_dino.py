@@ -78,10 +78,10 @@ def test_deformable_teacher_distils_into_a_dino_student(tmp_path):
     student = model.student
     images = student.preprocess_image(batch)
     with torch.no_grad():
-        both = student.run(images, extra_queries=group)
+        both = student.run(images, groups={"teacher_queries": group})
         alone = student.run(images)
     torch.testing.assert_close(both.decoder.pred_boxes, alone.decoder.pred_boxes, atol=1e-5, rtol=0)
-    assert both.extra.pred_logits.shape[2] == 8
+    assert both.groups["teacher_queries"].pred_logits.shape[2] == 8
     _assert_trains(model)
 
 

@@ -148,8 +148,9 @@ class TestTargetAwareFeatureDistillation(unittest.TestCase):
         self.assertEqual(diff.adapters[0].kernel_size, (1, 1))
         self.assertEqual((diff.adapters[0].in_channels, diff.adapters[0].out_channels), (3, 4))
         self.assertIsInstance(diff.adapters[1], nn.Identity)
-        for flag in ("needs_attention", "needs_teacher_queries", "needs_teacher_assignment"):
+        for flag in ("needs_attention", "needs_teacher_assignment"):
             self.assertFalse(getattr(same, flag))
+        self.assertEqual(same.query_groups, ())
 
     def test_defaults(self):
         loss = TargetAwareFeatureDistillation(student_channels=2, teacher_channels=2, num_levels=1)

@@ -90,7 +90,7 @@ class TestHungarianLogitsDistillation(unittest.TestCase):
         self.assertEqual(loss.matcher.class_cost_reduction, "sum")
         self.assertEqual(loss.prediction.class_loss, "bce")
         self.assertFalse(loss.needs_attention)
-        self.assertFalse(loss.needs_teacher_queries)
+        self.assertEqual(loss.query_groups, ())
         self.assertTrue(loss.needs_teacher_assignment)
         self.assertEqual(loss.writes_shared, ("logits_pairs",))
         self.assertEqual(loss.reads_shared, ())

@@ -288,9 +288,9 @@ class TestAdaptiveMatchingDistillation(unittest.TestCase):
         self.assertFalse(AdaptiveMatchingDistillation().needs_attention)
         self.assertTrue(AdaptiveMatchingDistillation(self_attn_weight=1.0).needs_attention)
         self.assertTrue(AdaptiveMatchingDistillation(cross_attn_weight=1.0).needs_attention)
-        self.assertFalse(AdaptiveMatchingDistillation.needs_teacher_queries)
+        self.assertEqual(AdaptiveMatchingDistillation.query_groups, ())
         self.assertFalse(AdaptiveMatchingDistillation.needs_teacher_assignment)
-        self.assertTrue(FixedMatchingDistillation.needs_teacher_queries)
+        self.assertEqual(FixedMatchingDistillation.query_groups, ("teacher_queries",))
         self.assertFalse(FixedMatchingDistillation.needs_teacher_assignment)
         self.assertEqual(AdaptiveMatchingDistillation().layer_reduction, "sum")
         self.assertEqual(FixedMatchingDistillation().layer_reduction, "sum")
@@ -423,7 +423,7 @@ class TestFixedMatchingDistillation(unittest.TestCase):
             out = loss(inputs)
             identity = [[(i, i) for i in range(3)]] * 2
             expected = dict.fromkeys(out, 0.0)
-            extra, tdec = student.extra, teacher.decoder
+            extra, tdec = student.groups["teacher_queries"], teacher.decoder
             for layer in range(2):
                 pred = hand_prediction_loss(
                     extra.pred_logits[layer],
@@ -451,7 +451,7 @@ class TestFixedMatchingDistillation(unittest.TestCase):
         torch.manual_seed(4)
         teacher = as_teacher(_outputs(False, queries=3))
         student = as_student(_outputs(False, queries=5, extra_queries=3))
-        student.extra = as_student(teacher.decoder)
+        student.groups["teacher_queries"] = as_student(teacher.decoder)
         loss = FixedMatchingDistillation(
             prediction=PredictionDistillation(class_loss="binary_kl"),
             self_attn_weight=1.0,
@@ -459,11 +459,11 @@ class TestFixedMatchingDistillation(unittest.TestCase):
         )
         for key, value in loss(make_inputs(teacher, student)).items():
             self.assertAlmostEqual(value.item(), 0.0, places=4, msg=key)
-        student.extra = as_student(_outputs(False, queries=4).decoder)
+        student.groups["teacher_queries"] = as_student(_outputs(False, queries=4).decoder)
         with self.assertRaisesRegex(ValueError, "4 queries but the teacher has 3"):
             loss(make_inputs(teacher, student))
-        student.extra = None
-        with self.assertRaisesRegex(ValueError, "extra"):
+        student.groups = {}
+        with self.assertRaisesRegex(ValueError, "'teacher_queries'"):
             loss(make_inputs(teacher, student))
 
 

@@ -88,7 +88,7 @@ class TestQueryPriorAssignmentDistillation(unittest.TestCase):
 
     def test_flags(self):
         teacher_mode = QueryPriorAssignmentDistillation()
-        self.assertTrue(teacher_mode.needs_teacher_queries)
+        self.assertEqual(teacher_mode.query_groups, ("teacher_queries",))
         self.assertTrue(teacher_mode.needs_teacher_assignment)
         self.assertFalse(teacher_mode.needs_attention)
         self.assertFalse(
@@ -103,7 +103,7 @@ class TestQueryPriorAssignmentDistillation(unittest.TestCase):
         self.assertEqual(set(out), {"class", "bbox", "giou", "class_0", "bbox_0", "giou_0"})
         # student layer 0 <- teacher layer 1 (query 1), student layer 1 <- teacher layer 3
         # (query 0, which sits on the GT)
-        expected = _hand_losses(self.student.extra, [1, 0])
+        expected = _hand_losses(self.student.groups["teacher_queries"], [1, 0])
         for key in out:
             self.assertAlmostEqual(out[key].item(), expected[key], places=5, msg=key)
         # query 1 = (0.2, 0.2, 0.1, 0.1) vs GT (0.5, 0.5, 0.3, 0.3): L1 0.3 + 0.3 + 0.2 + 0.2
@@ -112,13 +112,15 @@ class TestQueryPriorAssignmentDistillation(unittest.TestCase):
 
         student_mode = QueryPriorAssignmentDistillation(assignment="student")(inputs)
         # the student's own matching picks query 0 (on the GT, confident) in both layers
-        own = _hand_losses(self.student.extra, [0, 0])
+        own = _hand_losses(self.student.groups["teacher_queries"], [0, 0])
         for key in own:
             self.assertAlmostEqual(student_mode[key].item(), own[key], places=5, msg=key)
         self.assertGreater(out["bbox_0"].item(), student_mode["bbox_0"].item() + 1)
 
         sum(out.values()).backward()
-        self.assertGreater(self.student.extra.pred_boxes.grad.abs().sum().item(), 0)
+        self.assertGreater(
+            self.student.groups["teacher_queries"].pred_boxes.grad.abs().sum().item(), 0
+        )
 
     def test_no_gradient_reaches_a_trainable_teacher(self):
         self.teacher = trainable(self.teacher)
@@ -128,7 +130,7 @@ class TestQueryPriorAssignmentDistillation(unittest.TestCase):
             )
             sum(out.values()).backward()
             self.assertEqual(grad_norm(float_leaves(self.teacher)), 0.0)
-            self.assertGreater(grad_norm([self.student.extra.pred_logits]), 0)
+            self.assertGreater(grad_norm([self.student.groups["teacher_queries"].pred_logits]), 0)
 
     def test_no_ground_truth_warns_after_patience(self):
         self.targets = [{"labels": torch.zeros(0, dtype=torch.long), "boxes": torch.zeros(0, 4)}]
@@ -145,7 +147,7 @@ class TestQueryPriorAssignmentDistillation(unittest.TestCase):
         out = QueryPriorAssignmentDistillation()(inputs)
         # student layer 0 of 2 -> last_aligned teacher layer round(1 * 4 / 2) - 1 = 1 (query 1);
         # student layer 1 -> teacher layer 2 (query 2)
-        expected = _hand_losses(self.student.extra, [1, 2])
+        expected = _hand_losses(self.student.groups["teacher_queries"], [1, 2])
         for key, value in expected.items():
             self.assertAlmostEqual(out[key].item(), value, places=5, msg=key)
 
@@ -155,8 +157,8 @@ class TestQueryPriorAssignmentDistillation(unittest.TestCase):
         with self.assertRaisesRegex(ValueError, "teacher_gt_indices"):
             QueryPriorAssignmentDistillation()(inputs)
         inputs = self._inputs([(0, 0), (1, 1)])
-        inputs.student.extra = None
-        with self.assertRaisesRegex(ValueError, "extra"):
+        inputs.student.groups = {}
+        with self.assertRaisesRegex(ValueError, "'teacher_queries'"):
             QueryPriorAssignmentDistillation(assignment="student")(inputs)
 
 

@@ -252,8 +252,8 @@ class Reference:
         self.s_logits = s.decoder.pred_logits.detach().to(f64)
         self.s_boxes = s.decoder.pred_boxes.detach().to(f64)
         self.s_hs = s.decoder.hidden_states.detach().to(f64)
-        self.x_logits = s.extra.pred_logits.detach().to(f64)
-        self.x_boxes = s.extra.pred_boxes.detach().to(f64)
+        self.x_logits = s.groups["teacher_queries"].pred_logits.detach().to(f64)
+        self.x_boxes = s.groups["teacher_queries"].pred_boxes.detach().to(f64)
         self.t_feats = [f.detach().to(f64) for f in t.encoder.features]
         self.s_feats = [f.detach().to(f64) for f in s.encoder.features]
         self.gt_boxes = [x["boxes"].to(f64) for x in inputs.targets]
@@ -267,7 +267,11 @@ class Reference:
                     for c in dec.cross_attn
                 ],
             )
-            for name, dec in (("t", t.decoder), ("s", s.decoder), ("x", s.extra))
+            for name, dec in (
+                ("t", t.decoder),
+                ("s", s.decoder),
+                ("x", s.groups["teacher_queries"]),
+            )
         }
         self._class_cost = {}
 

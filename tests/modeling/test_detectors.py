@@ -140,7 +140,7 @@ def test_no_cost_when_attention_not_requested(variant):
     model = tiny_model(variant).eval()
     with torch.no_grad():
         out = model.run(model.preprocess_image(make_batch()))
-    assert out.decoder.self_attn is None and out.decoder.cross_attn is None and out.extra is None
+    assert out.decoder.self_attn is None and out.decoder.cross_attn is None and out.groups == {}
 
 
 @pytest.mark.parametrize("variant", sorted(VARIANTS))
@@ -166,18 +166,18 @@ def test_extra_query_group_leaves_own_outputs_unchanged(variant, training):
     extra = QueryGroup(perturb(own.content), perturb(own.pos), perturb(own.reference))
     torch.manual_seed(1)
     with torch.no_grad():
-        both = model.run(images, extra_queries=extra, return_attention=True)
+        both = model.run(images, groups={"foreign": extra}, return_attention=True)
     torch.testing.assert_close(
         both.decoder.pred_logits, plain.decoder.pred_logits, atol=1e-5, rtol=0
     )
     torch.testing.assert_close(both.decoder.pred_boxes, plain.decoder.pred_boxes, atol=1e-5, rtol=0)
-    assert both.extra.pred_logits.shape[2] == 5
+    assert both.groups["foreign"].pred_logits.shape[2] == 5
     assert both.decoder.self_attn[0].shape[-1] == QUERIES
-    assert both.extra.self_attn[0].shape[-1] == 5
+    assert both.groups["foreign"].self_attn[0].shape[-1] == 5
     # and the extra group's outputs depend on its own queries only: running it with the model's
     # own queries reproduces the model's outputs
     with torch.no_grad():
-        same = model.run(images, extra_queries=own).extra
+        same = model.run(images, groups={"copy": own}).groups["copy"]
     torch.testing.assert_close(same.pred_logits, plain.decoder.pred_logits, atol=1e-5, rtol=0)
 
 
@@ -187,7 +187,7 @@ def test_bad_extra_group_is_rejected_with_a_clear_error():
     with torch.no_grad():
         own = model.run(images).queries
     with pytest.raises(ValueError, match="reference"):
-        model.run(images, extra_queries=QueryGroup(own.content, own.pos, None))
+        model.run(images, groups={"bad": QueryGroup(own.content, own.pos, None)})
 
 
 def test_unknown_backbone_depth_names_the_config_key():

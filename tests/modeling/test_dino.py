@@ -171,7 +171,7 @@ def test_dino_rejects_a_positional_query_and_a_foreign_decoder():
     group = QueryGroup(own.content, torch.zeros_like(own.content), own.reference)
     with pytest.raises(ValueError, match="pos"):
         with torch.no_grad():
-            model.run(images, extra_queries=group)
+            model.run(images, groups={"foreign": group})
     with pytest.raises(ValueError, match="must be 'focal'"):
         tiny_dino(loss_class_type="softmax")
     from detectron2.config import LazyConfig, instantiate

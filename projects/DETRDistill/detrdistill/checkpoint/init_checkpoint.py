@@ -7,7 +7,7 @@ zoo files, ``module.`` prefixes, ``pixel_mean``/``pixel_std`` tolerance) with th
   harmless types of published checkpoints); unreadable files raise
   :class:`~detrdistill.checkpoint.CheckpointReadError` saying what is wrong and what to do.
 * A checkpoint of a distillation run (``student.*``, ``teacher.*``, ``distill_losses.*``,
-  ``query_adapter.*`` keys) given to a model without ``student.*`` keys (a detector, or the
+  ``group_builders.*`` keys) given to a model without ``student.*`` keys (a detector, or the
   student of a distillation model) loads its ``student.*`` part, with an INFO line saying so.
 * ``strict=True`` (``--eval-only``): a checkpoint that does not fit the model exactly raises
   ``ValueError`` naming the missing, unexpected and shape-mismatched keys, instead of
@@ -39,7 +39,14 @@ logger = logging.getLogger(__name__)
 
 STUDENT_PREFIX = "student."
 #: Top-level submodules of ``DistillationDetector``: the key prefixes of its checkpoints.
-DISTILLATION_PREFIXES = (STUDENT_PREFIX, "teacher.", "distill_losses.", "query_adapter.")
+#: (``query_adapter.*``: the teacher-query adapter of checkpoints written before query groups.)
+DISTILLATION_PREFIXES = (
+    STUDENT_PREFIX,
+    "teacher.",
+    "distill_losses.",
+    "group_builders.",
+    "query_adapter.",
+)
 
 
 def _strip_module(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -140,7 +147,7 @@ class InitCheckpointer(DetectionCheckpointer):
             checkpoint["model"] = extract_student_state_dict(state)
             logger.info(
                 "%s %s is a distillation checkpoint: loading its student.* part (%d tensors) "
-                "into %s; teacher.*, distill_losses.* and query_adapter.* are not used "
+                "into %s; teacher.*, distill_losses.* and group_builders.* are not used "
                 "(`python -m detrdistill.distill.export` writes the student alone)",
                 self.config_key,
                 self._path,

@@ -1,6 +1,7 @@
 """Knowledge distillation for DETR-family detectors (DETRDistill, D3ETR)."""
 
 from .adapters import QueryAdapter
+from .groups import TEACHER_QUERIES, GroupContext, QueryGroupBuilder, TeacherQueryGroup
 from .inputs import DistillationInputs
 from .layer_mapping import map_decoder_layers
 from .losses import (
@@ -25,12 +26,16 @@ __all__ = [
     "DistillationInputs",
     "DistillationLoss",
     "FixedMatchingDistillation",
+    "GroupContext",
     "HungarianLogitsDistillation",
     "PredictionDistillation",
     "QueryAdapter",
     "QueryContrastiveDistillation",
+    "QueryGroupBuilder",
     "QueryPriorAssignmentDistillation",
+    "TEACHER_QUERIES",
     "TargetAwareFeatureDistillation",
+    "TeacherQueryGroup",
     "TeacherStudentMatcher",
     "class_probabilities",
     "load_teacher_weights",

@@ -19,9 +19,11 @@ class DistillationInputs:
 
     Attributes:
         teacher: The teacher's :class:`DETROutput`, computed under ``no_grad`` (attention maps
-            present when a loss has ``needs_attention``).
-        student: The student's :class:`DETROutput`; ``student.extra`` holds the student decoder's
-            outputs for the teacher-query group (when a loss has ``needs_teacher_queries``).
+            present when a loss has ``needs_attention``; ``teacher.groups[name]`` for the
+            declared groups that also run in the teacher).
+        student: The student's :class:`DETROutput`; ``student.groups[name]`` holds the student
+            decoder's outputs for each query group the losses name in ``query_groups`` (e.g.
+            ``"teacher_queries"``), and no other group (never the student's denoising queries).
         targets: B ground-truth dicts with ``labels`` (n_i,) int64 and ``boxes`` (n_i, 4)
             normalised cxcywh.
         layer_pairs: ``(student decoder layer, teacher decoder layer)`` pairs to distill.

@@ -13,8 +13,15 @@ from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
 from ..modeling.meta_arch.base import DETRBase
-from ..modeling.outputs import EncoderOutputs, QueryGroup
-from .adapters import QueryAdapter
+from ..modeling.outputs import DETROutput, EncoderOutputs, QueryGroup
+from .groups import (
+    MODELS,
+    TEACHER_QUERIES,
+    GroupContext,
+    QueryGroupBuilder,
+    TeacherQueryGroup,
+    default_group_builder,
+)
 from .inputs import DistillationInputs
 from .layer_mapping import map_decoder_layers
 from .teacher import freeze, load_teacher_weights
@@ -34,6 +41,8 @@ def _to_float(value):
         return [_to_float(v) for v in value]
     if isinstance(value, tuple):
         return tuple(_to_float(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _to_float(v) for k, v in value.items()}
     if is_dataclass(value):
         return type(value)(**{f.name: _to_float(getattr(value, f.name)) for f in fields(value)})
     return value
@@ -69,9 +78,11 @@ class DistillationDetector(nn.Module):
     """A frozen teacher and a trainable student, both DETR-family detectors.
 
     Training: the teacher runs once without autograd; the student runs once (its own queries
-    plus, when a loss needs it, the teacher's queries as a non-interacting extra group in the same
-    decoder pass); the student's ground-truth losses and every distillation loss, each multiplied
-    by its weight in ``loss_weights``, are returned. Keys: the student's ``loss_*`` and
+    plus the named query groups the losses read, e.g. the teacher's queries as
+    ``"teacher_queries"``, each non-interacting, in the same decoder pass; see
+    :mod:`detrdistill.distill.groups`); the student's ground-truth losses (with its denoising
+    losses when the student has ``denoising``) and every distillation loss, each multiplied by its
+    weight in ``loss_weights``, are returned. Keys: the student's ``loss_*`` and
     ``loss_distill_<name>_<component>``. Inference: the student alone.
 
     The teacher is loaded strictly from ``teacher_weights`` at construction (never from
@@ -91,6 +102,7 @@ class DistillationDetector(nn.Module):
         teacher_half_precision: bool = False,
         layer_mapping="last_aligned",
         teacher_query_reference: str = "auto",
+        group_builders: dict[str, QueryGroupBuilder] | None = None,
     ):
         """
         Args:
@@ -111,6 +123,10 @@ class DistillationDetector(nn.Module):
                 student derives its references from positional queries (single-stage
                 Deformable DETR, Conditional DETR) and "teacher" elsewhere (DAB-DETR anchors,
                 two-stage proposals, DETR).
+            group_builders: name -> :class:`~detrdistill.distill.groups.QueryGroupBuilder` for
+                query groups the losses read (``query_groups``); a group without an entry gets
+                its default builder (``"teacher_queries"``: the teacher's adapted queries). Only
+                groups some loss reads are built and decoded.
         """
         super().__init__()
         missing = sorted(set(losses) - set(loss_weights))
@@ -170,20 +186,57 @@ class DistillationDetector(nn.Module):
         )
         modules = list(self.distill_losses.values())
         self.needs_attention = any(getattr(m, "needs_attention", False) for m in modules)
-        self.needs_teacher_queries = any(
-            getattr(m, "needs_teacher_queries", False) for m in modules
-        )
         self.needs_teacher_assignment = any(
             getattr(m, "needs_teacher_assignment", False) for m in modules
-        )
-        self.query_adapter = (
-            QueryAdapter(teacher_dim=teacher.hidden_dim, student_dim=student.hidden_dim)
-            if self.needs_teacher_queries
-            else None
         )
         if teacher_query_reference == "auto":
             teacher_query_reference = "student_head" if student.has_reference_head else "teacher"
         self.teacher_query_reference = teacher_query_reference
+        self.group_builders = nn.ModuleDict(
+            self._group_builders(modules, dict(group_builders or {}), teacher_query_reference)
+        )
+        self._register_load_state_dict_pre_hook(_rename_legacy_query_adapter)
+
+    def _group_builders(self, modules, given, teacher_query_reference):
+        """One builder per group some loss reads, in first-read order."""
+        names = list(dict.fromkeys(n for m in modules for n in getattr(m, "query_groups", ())))
+        unread = sorted(set(given) - set(names))
+        if unread:
+            raise ValueError(
+                f"model.group_builders has {unread}, but no loss reads these groups (their "
+                "query_groups); remove them or add the loss"
+            )
+        builders = {}
+        for name in names:
+            builder = given.get(name)
+            if builder is None:
+                builder = default_group_builder(
+                    name,
+                    student=self.student,
+                    teacher=self.teacher,
+                    teacher_query_reference=teacher_query_reference,
+                )
+            builder = _build(builder, f"model.group_builders.{name}")
+            models = tuple(builder.models)
+            if not models or set(models) - set(MODELS):
+                raise ValueError(
+                    f"model.group_builders.{name}.models must be a non-empty subset of {MODELS}, "
+                    f"got {models}"
+                )
+            if builder.needs_teacher_output and "teacher" in models:
+                raise ValueError(
+                    f"query group {name!r} is built from the teacher's output, so it cannot run "
+                    f"in the teacher (model.group_builders.{name}.models)"
+                )
+            builders[name] = builder
+        return builders
+
+    @property
+    def query_adapter(self) -> nn.Module | None:
+        """The teacher-query group's :class:`QueryAdapter`, or None without that group."""
+        builders = self.group_builders
+        builder = builders[TEACHER_QUERIES] if TEACHER_QUERIES in builders else None
+        return builder.adapter if isinstance(builder, TeacherQueryGroup) else None
 
     @property
     def device(self) -> torch.device:
@@ -204,19 +257,21 @@ class DistillationDetector(nn.Module):
         if not self.training:
             return self.student(batched_inputs)
         targets = self.student.prepare_targets(batched_inputs)
-        teacher_out = self.run_teacher(batched_inputs)
-        extra = None
-        if self.needs_teacher_queries:
-            extra = self.teacher_query_group(teacher_out.queries, teacher_out.encoder)
+        context = GroupContext(self.student, self.teacher, targets)
+        groups = self.build_groups(context, after_teacher=False)
+        teacher_out = self.run_teacher(batched_inputs, groups=groups["teacher"])
+        context.teacher_output = teacher_out
+        groups["student"].update(self.build_groups(context, after_teacher=True)["student"])
+        own_groups = self.student.training_groups(targets)  # e.g. denoising: the student's own
         student_out = self.student.run(
             self.student.preprocess_image(batched_inputs),
             return_attention=self.needs_attention,
-            extra_queries=extra,
+            groups={**own_groups, **groups["student"]},
         )
         losses, _ = self.student.compute_losses(student_out, targets)
         inputs = DistillationInputs(
             teacher=teacher_out,
-            student=student_out,
+            student=_only_groups(student_out, self.group_builders),
             targets=targets,
             layer_pairs=self.layer_pairs,
             teacher_class_type=self.teacher.loss_class_type,
@@ -230,51 +285,52 @@ class DistillationDetector(nn.Module):
                 losses[f"loss_distill_{name}_{component}"] = value * weight
         return losses
 
+    def build_groups(
+        self, context: GroupContext, *, after_teacher: bool
+    ) -> dict[str, dict[str, QueryGroup]]:
+        """Build the query groups of one phase: those made without the teacher's output
+        (``after_teacher=False``, before the teacher runs) or from it (``True``).
+
+        Returns:
+            model ("student", "teacher") -> group name -> QueryGroup.
+        """
+        built: dict[str, dict[str, QueryGroup]] = {model: {} for model in MODELS}
+        for name, builder in self.group_builders.items():
+            if bool(builder.needs_teacher_output) != after_teacher:
+                continue
+            groups = builder(context)
+            if set(groups) != set(builder.models):
+                raise ValueError(
+                    f"the builder of query group {name!r} returned groups for {sorted(groups)}, "
+                    f"but declares models={tuple(builder.models)}"
+                )
+            for model, group in groups.items():
+                built[model][name] = group
+        return built
+
     def teacher_query_group(
         self, teacher_queries: QueryGroup, teacher_encoder: EncoderOutputs | None = None
     ) -> QueryGroup:
-        """The teacher's initial queries as the student decoder's extra group: widths adapted
-        to the student's, references per ``teacher_query_reference``. A teacher that derives
-        positional queries from its anchors (DINO) hands over those of its first decoder layer;
-        a student that does so (DINO) gets none.
+        """The teacher's initial queries as the student decoder's ``"teacher_queries"`` group:
+        widths adapted to the student's, references per ``teacher_query_reference``.
 
         Args:
             teacher_queries: content/pos (B, Qt, D_t), reference (B, Qt, 2|4) or None.
             teacher_encoder: the teacher's encoder outputs (needed for a DINO teacher whose
-                positional queries a student uses).
+                positional queries the student uses).
 
         Returns:
             QueryGroup with content (and pos) (B, Qt, D_s).
         """
-        student_uses_pos = not self.student.positions_from_reference
-        if (
-            teacher_queries.pos is None
-            and student_uses_pos
-            and self.teacher.positions_from_reference
-        ):
-            if teacher_encoder is None:
-                raise ValueError(
-                    f"{type(self.teacher).__name__} derives its positional queries from its "
-                    "anchors and the valid ratios of its encoder levels: pass teacher_encoder"
-                )
-            with torch.no_grad():
-                pos = self.teacher.positional_queries(teacher_queries, teacher_encoder)
-            teacher_queries = replace(teacher_queries, pos=pos)
-        group = self.query_adapter(teacher_queries)
-        if not student_uses_pos:
-            group = replace(group, pos=None)
-        if self.teacher_query_reference == "student_head":
-            if group.pos is None:
-                raise ValueError(
-                    'teacher_query_reference="student_head" needs positional queries from the '
-                    f"teacher, but {type(self.teacher).__name__} gives none"
-                )
-            group = QueryGroup(group.content, group.pos, self.student.reference_from_pos(group.pos))
-        return group
+        if TEACHER_QUERIES not in self.group_builders:
+            raise ValueError(f"no loss reads the {TEACHER_QUERIES!r} query group")
+        builder = self.group_builders[TEACHER_QUERIES]
+        return builder.adapt(teacher_queries, self.student, self.teacher, teacher_encoder)
 
     @torch.no_grad()
-    def run_teacher(self, batched_inputs: list[dict]):
-        """The teacher's :class:`DETROutput` for a batch (no autograd, eval mode)."""
+    def run_teacher(self, batched_inputs: list[dict], groups: dict[str, QueryGroup] | None = None):
+        """The teacher's :class:`DETROutput` for a batch (no autograd, eval mode), with the
+        given query groups decoded next to its own queries."""
         images = self.teacher.preprocess_image(batched_inputs)
         if self.teacher_half_precision:
             if images.tensor.device.type != "cuda":
@@ -283,7 +339,9 @@ class DistillationDetector(nn.Module):
         else:
             context = contextlib.nullcontext()
         with context:
-            output = self.teacher.run(images, return_attention=self.needs_attention)
+            output = self.teacher.run(
+                images, return_attention=self.needs_attention, groups=groups or None
+            )
         return _to_float(output) if self.teacher_half_precision else output
 
     @torch.no_grad()
@@ -295,3 +353,22 @@ class DistillationDetector(nn.Module):
         return self.teacher.criterion.matcher.match_layers(
             decoded.pred_logits, decoded.pred_boxes, targets
         )
+
+
+def _only_groups(output: DETROutput, names) -> DETROutput:
+    """``output`` with only the named groups: the losses never see the student's own groups."""
+    keep = set(names)
+    return replace(
+        output,
+        groups={k: v for k, v in output.groups.items() if k in keep},
+        group_queries={k: v for k, v in output.group_queries.items() if k in keep},
+    )
+
+
+def _rename_legacy_query_adapter(state_dict, prefix, *args):
+    """Checkpoints written before query groups kept the teacher-query adapter at
+    ``query_adapter.*``; it now lives at ``group_builders.teacher_queries.adapter.*``."""
+    old = prefix + "query_adapter."
+    new = prefix + f"group_builders.{TEACHER_QUERIES}.adapter."
+    for key in [k for k in state_dict if k.startswith(old)]:
+        state_dict[new + key[len(old) :]] = state_dict.pop(key)

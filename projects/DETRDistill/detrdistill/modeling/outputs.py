@@ -8,7 +8,7 @@ layers, H = attention heads, S = flattened memory tokens over all levels, Lv = f
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 import torch
@@ -27,52 +27,81 @@ class QueryGroup:
             ``reference`` inside the decoder (DAB-DETR).
         reference: (B, Q, 2) reference points or (B, Q, 4) anchor boxes, normalised to [0, 1]
             (after sigmoid), or None for variants without them (DETR).
+        sees_own_queries: as an extra group decoded next to a model's own queries (see
+            :func:`~detrdistill.modeling.meta_arch.query_group_mask`): whether its queries may
+            attend to the model's own queries (DN-DETR's denoising queries do); the model's own
+            queries never attend to an extra group.
+        num_blocks: the group's Q queries are this many equal consecutive blocks that do not
+            attend to each other (DN-DETR's denoising groups); 1 = one block.
     """
 
     content: Tensor
     pos: Tensor | None = None
     reference: Tensor | None = None
+    sees_own_queries: bool = False
+    num_blocks: int = 1
 
     @property
     def num_queries(self) -> int:
         return self.content.shape[1]
 
+    @property
+    def block_sizes(self) -> list[int]:
+        """Sizes of the group's blocks (see ``num_blocks``)."""
+        if self.num_blocks < 1 or self.num_queries % self.num_blocks:
+            raise ValueError(
+                f"a query group of {self.num_queries} queries cannot form {self.num_blocks} "
+                "equal blocks (QueryGroup.num_blocks)"
+            )
+        return [self.num_queries // self.num_blocks] * self.num_blocks
+
     def detach(self) -> QueryGroup:
-        return QueryGroup(*(None if t is None else t.detach() for t in self._tensors()))
+        detached = (None if t is None else t.detach() for t in self._tensors())
+        return QueryGroup(*detached, self.sees_own_queries, self.num_blocks)
 
     def _tensors(self):
         return (self.content, self.pos, self.reference)
 
     @staticmethod
-    def concat(first: QueryGroup, second: QueryGroup) -> QueryGroup:
-        """Concatenate two groups along the query axis; a field must be present in both or none."""
+    def concat(own: QueryGroup, groups: dict[str, QueryGroup]) -> QueryGroup:
+        """A model's own queries followed by named extra groups, along the query axis.
+
+        Every group must give the same fields as ``own`` (present or None, same last
+        dimension); a group's batch axis may be 1 (expanded to ``own``'s).
+        """
         merged = []
-        for name in ("content", "pos", "reference"):
-            a, b = getattr(first, name), getattr(second, name)
-            if (a is None) != (b is None):
-                raise ValueError(
-                    f"QueryGroup.{name} is given for one query group but not the other; "
-                    "an extra query group must provide the same fields as the model's own queries"
-                )
-            if a is not None and a.shape[-1] != b.shape[-1]:
-                raise ValueError(
-                    f"QueryGroup.{name} has last dimension {b.shape[-1]} in the extra group but "
-                    f"{a.shape[-1]} in the model's own queries"
-                )
-            merged.append(None if a is None else torch.cat([a, b.expand(a.shape[0], -1, -1)], 1))
+        for field_name in ("content", "pos", "reference"):
+            first = getattr(own, field_name)
+            parts = [first]
+            for name, group in groups.items():
+                value = getattr(group, field_name)
+                if (first is None) != (value is None):
+                    given = "gives" if value is not None else "lacks"
+                    raise ValueError(
+                        f"query group {name!r} {given} QueryGroup.{field_name} but the model's "
+                        "own queries do not; a query group must provide the same fields as the "
+                        "model's own queries"
+                    )
+                if first is not None:
+                    if value.shape[-1] != first.shape[-1]:
+                        raise ValueError(
+                            f"QueryGroup.{field_name} has last dimension {value.shape[-1]} in "
+                            f"query group {name!r} but {first.shape[-1]} in the model's own "
+                            "queries"
+                        )
+                    parts.append(value.expand(first.shape[0], -1, -1))
+            merged.append(None if first is None else torch.cat(parts, 1))
         return QueryGroup(*merged)
 
 
-def _split_queries(value: Any, num_first: int, dim: int):
+def _split_queries(value: Any, sizes: list[int], dim: int) -> list:
     if value is None:
-        return None, None
+        return [None] * len(sizes)
     if isinstance(value, Tensor):
-        return value.narrow(dim, 0, num_first), value.narrow(
-            dim, num_first, value.shape[dim] - num_first
-        )
+        return list(value.split(sizes, dim))
     if isinstance(value, list):
-        pairs = [_split_queries(v, num_first, dim) for v in value]
-        return [p[0] for p in pairs], [p[1] for p in pairs]
+        per_item = [_split_queries(v, sizes, dim) for v in value]
+        return [[item[part] for item in per_item] for part in range(len(sizes))]
     raise TypeError(f"cannot split a {type(value).__name__} along the query axis")
 
 
@@ -113,51 +142,50 @@ class DecoderOutputs:
         """Logits (B, Q, K) and boxes (B, Q, 4) of one layer, as a dict."""
         return {"pred_logits": self.pred_logits[index], "pred_boxes": self.pred_boxes[index]}
 
-    def split_queries(self, num_first: int) -> tuple[DecoderOutputs, DecoderOutputs]:
-        """Split every per-query field into the first ``num_first`` queries and the rest.
+    def split_queries(self, sizes: list[int]) -> list[DecoderOutputs]:
+        """Split every per-query field into consecutive parts of ``sizes`` queries.
 
-        Self-attention maps are cut to the diagonal blocks (each group attending to itself).
+        Self-attention maps are cut to the diagonal blocks (each part attending to itself).
+        Two-stage proposals (``enc_logits``/``enc_boxes``) stay with the first part (the model's
+        own queries).
         """
-        kwargs_a, kwargs_b = {}, {}
-        for name, dim in (
-            ("pred_logits", 2),
-            ("pred_boxes", 2),
-            ("hidden_states", 2),
-            ("references", 2),
-            ("cross_attn", None),
-        ):
-            value = getattr(self, name)
-            if name == "cross_attn" and value is not None:
-                kwargs_a[name], kwargs_b[name] = _split_cross_attention(value, num_first)
-                continue
-            kwargs_a[name], kwargs_b[name] = _split_queries(value, num_first, dim)
-        if self.self_attn is not None:
-            kwargs_a["self_attn"] = [w[:, :, :num_first, :num_first] for w in self.self_attn]
-            kwargs_b["self_attn"] = [w[:, :, num_first:, num_first:] for w in self.self_attn]
-        else:
-            kwargs_a["self_attn"] = kwargs_b["self_attn"] = None
-        # Two-stage proposals belong to the model's own queries only.
-        return (
-            DecoderOutputs(**kwargs_a, enc_logits=self.enc_logits, enc_boxes=self.enc_boxes),
-            DecoderOutputs(**kwargs_b),
-        )
+        if sum(sizes) != self.pred_logits.shape[2]:
+            raise ValueError(f"query sizes {sizes} do not add up to {self.pred_logits.shape[2]}")
+        parts: list[dict] = [{} for _ in sizes]
+        for name in ("pred_logits", "pred_boxes", "hidden_states", "references"):
+            for part, value in zip(parts, _split_queries(getattr(self, name), sizes, 2)):
+                part[name] = value
+        cross = _split_cross_attention(self.cross_attn, sizes)
+        starts = [sum(sizes[:i]) for i in range(len(sizes))]
+        for index, (part, start, size) in enumerate(zip(parts, starts, sizes)):
+            part["cross_attn"] = cross[index]
+            part["self_attn"] = (
+                None
+                if self.self_attn is None
+                else [w[:, :, start : start + size, start : start + size] for w in self.self_attn]
+            )
+        parts[0].update(enc_logits=self.enc_logits, enc_boxes=self.enc_boxes)
+        return [DecoderOutputs(**part) for part in parts]
 
 
-def _split_cross_attention(per_layer: list, num_first: int):
-    first, second = [], []
+def _split_cross_attention(per_layer: list | None, sizes: list[int]) -> list:
+    if per_layer is None:
+        return [None] * len(sizes)
+    split = [[] for _ in sizes]
     for weights in per_layer:
         if isinstance(weights, Tensor):  # (B, H, Q, S)
-            a, b = _split_queries(weights, num_first, 2)
+            pieces = _split_queries(weights, sizes, 2)
         else:  # deformable: fields of shape (B, Q, ...)
-            parts = {
-                f.name: _split_queries(getattr(weights, f.name), num_first, 1)
-                for f in fields(weights)
+            by_field = {
+                f.name: _split_queries(getattr(weights, f.name), sizes, 1) for f in fields(weights)
             }
-            a = replace(weights, **{k: v[0] for k, v in parts.items()})
-            b = replace(weights, **{k: v[1] for k, v in parts.items()})
-        first.append(a)
-        second.append(b)
-    return first, second
+            pieces = [
+                replace(weights, **{k: v[part] for k, v in by_field.items()})
+                for part in range(len(sizes))
+            ]
+        for target, piece in zip(split, pieces):
+            target.append(piece)
+    return split
 
 
 @dataclass
@@ -196,12 +224,15 @@ class DETROutput:
         decoder: outputs of the model's own queries.
         queries: the model's own initial queries (what a teacher hands to a student).
         encoder: transformer inputs and memory.
-        extra: outputs of an extra query group given from outside, or None.
         image_sizes: (h, w) of each image before padding; boxes are normalised by these.
+        groups: name -> outputs of each extra query group decoded in the same pass (e.g.
+            ``"teacher_queries"``, ``"denoising"``); empty without groups.
+        group_queries: name -> the initial queries of each extra group, as given to ``run``.
     """
 
     decoder: DecoderOutputs
     queries: QueryGroup
     encoder: EncoderOutputs
-    extra: DecoderOutputs | None
     image_sizes: list[tuple[int, int]]
+    groups: dict[str, DecoderOutputs] = field(default_factory=dict)
+    group_queries: dict[str, QueryGroup] = field(default_factory=dict)

@@ -57,8 +57,12 @@ class DistillationLoss(nn.Module):
     wrapper (:class:`~detrdistill.distill.DistillationDetector`) must compute for it:
 
     * ``needs_attention``: per-layer self/cross attention maps of both models;
-    * ``needs_teacher_queries``: the student decoder's outputs for the teacher's initial queries
-      (``inputs.student.extra``);
+    * ``query_groups``: names of the query groups it reads (see
+      :mod:`detrdistill.distill.groups`): their outputs are in ``inputs.student.groups[name]``
+      (and ``inputs.teacher.groups[name]`` when the group also runs in the teacher), e.g.
+      ``"teacher_queries"``, the student decoder's outputs for the teacher's initial queries;
+      :meth:`group_outputs` reads them. A loss never sees a group it does not name (nor the
+      student's denoising queries);
     * ``needs_teacher_assignment``: the teacher's own Hungarian assignment to the ground truth
       (``inputs.teacher_gt_indices``);
     * ``reads_shared``: names in ``inputs.shared`` it reads (the wrapper runs the losses that
@@ -75,7 +79,7 @@ class DistillationLoss(nn.Module):
     """
 
     needs_attention = False
-    needs_teacher_queries = False
+    query_groups: tuple[str, ...] = ()
     needs_teacher_assignment = False
     reads_shared: tuple[str, ...] = ()
     writes_shared: tuple[str, ...] = ()
@@ -88,6 +92,23 @@ class DistillationLoss(nn.Module):
             )
         self.layer_reduction = layer_reduction
         self.empty_terms = EmptyTermMonitor(type(self).__name__, empty_term_patience)
+
+    def group_outputs(self, inputs, name: str, model: str = "student"):
+        """The :class:`~detrdistill.modeling.outputs.DecoderOutputs` of query group ``name``
+        in ``model`` ("student" or "teacher").
+
+        Raises:
+            ValueError: when the group was not decoded (not declared in ``query_groups``, or
+                not run in that model).
+        """
+        output = getattr(inputs, model)
+        if name not in output.groups:
+            raise ValueError(
+                f"{type(self).__name__} needs the {model}'s outputs for query group {name!r}, "
+                f"but the {model} decoded {sorted(output.groups) or 'no group'}; declare it in "
+                "query_groups (the wrapper then builds and runs it)"
+            )
+        return output.groups[name]
 
     def combine_layers(self, per_layer: list[dict[str, Tensor]]) -> dict[str, Tensor]:
         """Sum (or average) per-layer-pair loss dicts key by key.

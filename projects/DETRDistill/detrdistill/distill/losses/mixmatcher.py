@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from ...modeling.outputs import DecoderOutputs
+from ..groups import TEACHER_QUERIES
 from ..inputs import DistillationInputs
 from ..matching import (
     TeacherStudentMatcher,
@@ -123,8 +124,6 @@ class AdaptiveMatchingDistillation(_DecoderDistillation):
     ``self_attn`` and ``cross_attn``.
     """
 
-    needs_teacher_queries = False
-
     def __init__(self, *, matcher: TeacherStudentMatcher | None = None, **kwargs):
         super().__init__(**kwargs)
         self.matcher = matcher if matcher is not None else TeacherStudentMatcher()
@@ -148,11 +147,11 @@ class AdaptiveMatchingDistillation(_DecoderDistillation):
 class FixedMatchingDistillation(_DecoderDistillation):
     """D3ETR Fixed Matching: the teacher's queries through the student decoder, paired by index.
 
-    ``inputs.student.extra`` (the student decoder's outputs for the teacher's initial queries,
-    Qt queries) is compared with the teacher's own outputs, query i with query i, for every
-    ``(s, t)`` in ``inputs.layer_pairs``: predictions and, when enabled, the extra group's own
-    (B, H, Qt, Qt) self-attention block and its cross-attention. Layer pairs combine by
-    ``layer_reduction`` (the public port: sum).
+    ``inputs.student.groups["teacher_queries"]`` (the student decoder's outputs for the
+    teacher's initial queries, Qt queries) is compared with the teacher's own outputs, query i
+    with query i, for every ``(s, t)`` in ``inputs.layer_pairs``: predictions and, when enabled,
+    the group's own (B, H, Qt, Qt) self-attention block and its cross-attention. Layer pairs
+    combine by ``layer_reduction`` (the public port: sum).
 
     Args:
         prediction: A :class:`PredictionDistillation` (default: class 1 / L1 5 / GIoU 2).
@@ -165,22 +164,17 @@ class FixedMatchingDistillation(_DecoderDistillation):
     ``self_attn`` and ``cross_attn``.
     """
 
-    needs_teacher_queries = True
+    query_groups = (TEACHER_QUERIES,)
 
     def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
-        extra, teacher = inputs.student.extra, inputs.teacher.decoder
-        if extra is None:
-            raise ValueError(
-                "FixedMatchingDistillation needs the student's outputs for the teacher's queries "
-                "(inputs.student.extra is None); run the student with extra_queries"
-            )
-        bsz, num_queries = extra.pred_logits.shape[1:3]
+        group, teacher = self.group_outputs(inputs, TEACHER_QUERIES), inputs.teacher.decoder
+        bsz, num_queries = group.pred_logits.shape[1:3]
         if num_queries != teacher.pred_logits.shape[2]:
             raise ValueError(
-                f"the extra query group has {num_queries} queries but the teacher has "
+                f"the {TEACHER_QUERIES!r} group has {num_queries} queries but the teacher has "
                 f"{teacher.pred_logits.shape[2]}; it must be the teacher's queries"
             )
         index = torch.arange(num_queries)
         pairs = [(index, index)] * bsz
         layer_pairs = inputs.layer_pairs
-        return self.distill_pairs(inputs, extra, layer_pairs, [pairs] * len(layer_pairs))
+        return self.distill_pairs(inputs, group, layer_pairs, [pairs] * len(layer_pairs))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor
 
+from ..groups import TEACHER_QUERIES
 from ..inputs import DistillationInputs
 from ..layer_mapping import map_decoder_layers
 from .base import DistillationLoss
@@ -16,8 +17,9 @@ ASSIGNMENTS = ("teacher", "student")
 class QueryPriorAssignmentDistillation(DistillationLoss):
     """Supervise the student's outputs for the teacher's queries with the ground truth.
 
-    The wrapper feeds the teacher's initial queries through the student decoder as an extra
-    group (``inputs.student.extra``: L_s layers, Qt queries). This loss evaluates the student's
+    The wrapper feeds the teacher's initial queries through the student decoder as the query
+    group ``"teacher_queries"`` (``inputs.student.groups["teacher_queries"]``: L_s layers, Qt
+    queries). This loss evaluates the student's
     criterion (``inputs.student_criterion``) on that group:
 
     * ``assignment="teacher"`` (paper intent, default): the query-to-GT assignment of student
@@ -40,7 +42,7 @@ class QueryPriorAssignmentDistillation(DistillationLoss):
         empty_term_patience: see :class:`DistillationLoss`.
     """
 
-    needs_teacher_queries = True
+    query_groups = (TEACHER_QUERIES,)
 
     def __init__(self, *, assignment: str = "teacher", empty_term_patience: int = 100):
         super().__init__(empty_term_patience=empty_term_patience)
@@ -59,19 +61,14 @@ class QueryPriorAssignmentDistillation(DistillationLoss):
         return [chosen[s] for s in range(num_student)]
 
     def forward(self, inputs: DistillationInputs) -> dict[str, Tensor]:
-        extra = inputs.student.extra
-        if extra is None:
-            raise ValueError(
-                "QueryPriorAssignmentDistillation needs the student's outputs for the teacher's "
-                "queries (inputs.student.extra is None); run the student with extra_queries"
-            )
+        group = self.group_outputs(inputs, TEACHER_QUERIES)
         if inputs.student_criterion is None:
             raise ValueError("QueryPriorAssignmentDistillation needs inputs.student_criterion")
         num_teacher_queries = inputs.teacher.decoder.pred_logits.shape[2]
-        if extra.pred_logits.shape[2] != num_teacher_queries:
+        if group.pred_logits.shape[2] != num_teacher_queries:
             raise ValueError(
-                f"the extra query group has {extra.pred_logits.shape[2]} queries but the teacher "
-                f"has {num_teacher_queries}; it must be the teacher's queries"
+                f"the {TEACHER_QUERIES!r} group has {group.pred_logits.shape[2]} queries but the "
+                f"teacher has {num_teacher_queries}; it must be the teacher's queries"
             )
         indices = None
         if self.assignment == "teacher":
@@ -82,10 +79,10 @@ class QueryPriorAssignmentDistillation(DistillationLoss):
                 )
             num_teacher = len(inputs.teacher_gt_indices)
             layers = self.student_to_teacher_layers(
-                inputs.layer_pairs, extra.num_layers, num_teacher
+                inputs.layer_pairs, group.num_layers, num_teacher
             )
             indices = [inputs.teacher_gt_indices[t] for t in layers]
-        losses, _ = inputs.student_criterion(extra, inputs.targets, indices=indices)
+        losses, _ = inputs.student_criterion(group, inputs.targets, indices=indices)
         self.empty_terms.update({"ground truth": sum(len(t["labels"]) for t in inputs.targets)})
         return {k.removeprefix("loss_"): v for k, v in losses.items()}
 

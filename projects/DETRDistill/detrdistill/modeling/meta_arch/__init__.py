@@ -1,6 +1,6 @@
 """DETR-family meta-architectures, registered in detectron2's ``META_ARCH_REGISTRY``."""
 
-from .base import DETRBase, group_attention_mask
+from .base import DETRBase, query_group_mask
 from .conditional_detr import ConditionalDETR
 from .dab_detr import DABDETR
 from .deformable_detr import DeformableDETR
@@ -14,5 +14,5 @@ __all__ = [
     "DABDETR",
     "DeformableDETR",
     "DINO",
-    "group_attention_mask",
+    "query_group_mask",
 ]

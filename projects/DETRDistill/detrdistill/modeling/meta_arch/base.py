@@ -2,7 +2,8 @@
 
 Everything that DETR, Conditional DETR, DAB-DETR and Deformable DETR have in common lives here:
 image normalisation and padding masks, target preparation, the backbone -> projection -> encoder ->
-decoder -> heads pipeline, the extra (teacher) query group, losses and inference. A variant
+decoder -> heads pipeline, extra named query groups decoded next to the model's own queries (a
+teacher's queries, denoising queries), losses and inference. A variant
 supplies its encoder/decoder modules and overrides :meth:`DETRBase.initial_queries`; DETR also
 overrides the class-head size and inference (softmax with a no-object class).
 """
@@ -10,6 +11,8 @@ overrides the class-head size and inference (softmax with a no-object class).
 from __future__ import annotations
 
 import math
+import warnings
+from collections.abc import Mapping, Sequence
 
 import torch
 from detectron2.modeling.postprocessing import detector_postprocess
@@ -20,19 +23,46 @@ from ...layers import MLP, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmo
 from ..neck import level_masks
 from ..outputs import DecoderOutputs, DETROutput, EncoderOutputs, QueryGroup
 
-__all__ = ["DETRBase", "group_attention_mask"]
+__all__ = ["DETRBase", "query_group_mask"]
 
 
-def group_attention_mask(num_first: int, num_second: int, device=None) -> Tensor:
-    """Self-attention mask that keeps two query groups from seeing each other.
+def query_group_mask(
+    num_own: int,
+    group_sizes: Sequence[int],
+    sees_own: Sequence[bool] | None = None,
+    device=None,
+) -> Tensor:
+    """Self-attention mask of a model's own queries followed by extra query groups.
+
+    Queries ``[0, num_own)`` are the model's own; then come the groups, ``group_sizes[i]``
+    queries each. Every group attends to itself only, plus to the model's own queries where
+    ``sees_own[i]`` (DN-DETR's denoising queries); the model's own queries attend to
+    themselves only, so their outputs do not depend on any group.
+
+    Args:
+        num_own: number of the model's own queries.
+        group_sizes: number of queries of each group, in order.
+        sees_own: per group, whether it may attend to the model's own queries (default: none
+            may).
+        device: device of the mask.
 
     Returns:
-        (Q1 + Q2, Q1 + Q2) bool tensor, True where attention is blocked.
+        (Q, Q) bool tensor, Q = num_own + sum(group_sizes); True where attention is blocked
+        (row = query, column = key).
     """
-    total = num_first + num_second
+    sees_own = [False] * len(group_sizes) if sees_own is None else list(sees_own)
+    if len(sees_own) != len(group_sizes):
+        raise ValueError(f"sees_own has {len(sees_own)} entries for {len(group_sizes)} groups")
+    total = num_own + sum(group_sizes)
     mask = torch.ones(total, total, dtype=torch.bool, device=device)
-    mask[:num_first, :num_first] = False
-    mask[num_first:, num_first:] = False
+    mask[:num_own, :num_own] = False
+    start = num_own
+    for size, may_see_own in zip(group_sizes, sees_own):
+        end = start + size
+        mask[start:end, start:end] = False
+        if may_see_own:
+            mask[start:end, :num_own] = False
+        start = end
     return mask
 
 
@@ -195,17 +225,28 @@ class DETRBase(nn.Module):
             ``pred_boxes`` (absolute XYXY at the original size), ``scores``, ``pred_classes``.
         """
         images = self.preprocess_image(batched_inputs)
-        output = self.run(images)
         if self.training:
-            losses, _ = self.compute_losses(output, self.prepare_targets(batched_inputs))
+            targets = self.prepare_targets(batched_inputs)
+            output = self.run(images, groups=self.training_groups(targets))
+            losses, _ = self.compute_losses(output, targets)
             return losses
+        output = self.run(images)
         return self.postprocess(self.inference(output), batched_inputs, images.image_sizes)
+
+    def training_groups(self, targets: list[dict]) -> dict[str, QueryGroup]:
+        """Query groups the model adds to its own training step (none here; a variant hook).
+
+        Args:
+            targets: from :meth:`prepare_targets`.
+        """
+        return {}
 
     def run(
         self,
         images: ImageList,
         *,
         return_attention: bool = False,
+        groups: Mapping[str, QueryGroup] | None = None,
         extra_queries: QueryGroup | None = None,
     ) -> DETROutput:
         """Run the whole network and return every intermediate result distillation needs.
@@ -213,27 +254,45 @@ class DETRBase(nn.Module):
         Args:
             images: preprocessed batch from :meth:`preprocess_image`.
             return_attention: also return per-layer self- and cross-attention weights.
-            extra_queries: an extra query group (e.g. a teacher's initial queries, each field
-                (B or 1, Qx, ...)) decoded in the same pass as the model's own queries, with a
-                self-attention mask so neither group sees the other. The model's own outputs are
-                unchanged by it.
+            groups: name -> extra query group (e.g. a teacher's initial queries, denoising
+                queries; each field (B or 1, Qg, ...)) decoded in the same pass as the model's
+                own queries under :func:`query_group_mask`: each group attends to itself only
+                (and to the own queries where ``QueryGroup.sees_own_queries``), the own queries
+                never attend to a group, so the model's own outputs do not change.
+            extra_queries: deprecated spelling of ``groups={"teacher_queries": extra_queries}``.
 
         Returns:
-            :class:`DETROutput`.
+            :class:`DETROutput`; ``groups[name]`` holds each group's per-layer outputs.
         """
+        groups = dict(groups or {})
+        if extra_queries is not None:
+            warnings.warn(
+                "DETRBase.run(extra_queries=...) is deprecated; pass "
+                "groups={'teacher_queries': ...} and read DETROutput.groups['teacher_queries']",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            groups.setdefault("teacher_queries", extra_queries)
         encoder_out = self.encode(images)
         own, proposals = self.initial_queries(encoder_out)
         queries, mask = own, None
-        if extra_queries is not None:
-            queries = QueryGroup.concat(own, extra_queries)
-            mask = group_attention_mask(own.num_queries, extra_queries.num_queries, self.device)
+        if groups:
+            queries = QueryGroup.concat(own, groups)
+            blocks = [(size, g.sees_own_queries) for g in groups.values() for size in g.block_sizes]
+            mask = query_group_mask(
+                own.num_queries, [b[0] for b in blocks], [b[1] for b in blocks], self.device
+            )
         decoded = self.decode(queries, encoder_out, mask, return_attention)
         if proposals is not None:
             decoded.enc_logits, decoded.enc_boxes = proposals
-        extra = None
-        if extra_queries is not None:
-            decoded, extra = decoded.split_queries(own.num_queries)
-        return DETROutput(decoded, own, encoder_out, extra, list(images.image_sizes))
+        group_outputs = {}
+        if groups:
+            sizes = [own.num_queries] + [g.num_queries for g in groups.values()]
+            decoded, *parts = decoded.split_queries(sizes)
+            group_outputs = dict(zip(groups, parts))
+        return DETROutput(
+            decoded, own, encoder_out, list(images.image_sizes), group_outputs, groups
+        )
 
     def encode(self, images: ImageList) -> EncoderOutputs:
         """Backbone, input projection, positional encoding and transformer encoder."""
@@ -393,7 +452,7 @@ class DETRBase(nn.Module):
             indices: optional per-layer assignments overriding the matcher.
 
         Returns:
-            (loss dict, per-layer indices).
+            (loss dict, per-layer indices of the own queries).
         """
         decoded = output.decoder
         if not self.aux_loss:
