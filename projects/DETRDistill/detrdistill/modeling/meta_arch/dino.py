@@ -15,6 +15,7 @@ from torch import Tensor, nn
 
 from ...layers import MLP
 from ..outputs import EncoderOutputs, QueryGroup
+from ..transformers import DinoDecoder
 from .base import DETRBase
 from .proposals import encoder_proposals, top_proposals
 
@@ -54,7 +55,7 @@ class DINO(DETRBase):
                 f"'focal', got {kwargs['loss_class_type']!r}"
             )
         super().__init__(num_queries=num_queries, hidden_dim=hidden_dim, **kwargs)
-        if not hasattr(self.decoder, "positional_queries"):
+        if not isinstance(self.decoder, DinoDecoder):
             raise TypeError(
                 f"DINO needs a DinoDecoder (model.decoder), got {type(self.decoder).__name__}"
             )
