@@ -201,3 +201,39 @@ def test_checkpoints_with_the_old_adapter_keys_load(tmp_path):
         loaded = model.state_dict()[key.replace("query_adapter.", new)]
         torch.testing.assert_close(loaded, value)
     assert model.query_adapter is model.group_builders["teacher_queries"].adapter
+
+
+def test_a_denoising_student_keeps_its_groups_away_from_the_losses(tmp_path):
+    """A DAB-DETR student with denoising: its denoising losses join the detection losses, the
+    distillation losses see the own queries only, and no loss may claim the group's name."""
+    from detectron2.config import LazyCall as L
+    from test_distill_detector import shrink
+
+    from detrdistill import model_zoo
+    from detrdistill.modeling import DENOISING, DenoisingQueries
+
+    cfg = tiny_distill_config(MAIN_CONFIG, tmp_path)
+    student_cfg = model_zoo.get_config("shapes/dab_detr_tiny.py").model
+    shrink(student_cfg, hidden=32, dec_layers=2, queries=6)
+    student_cfg.denoising = L(DenoisingQueries)(
+        num_classes=student_cfg.num_classes, hidden_dim=32, num_groups=2, contrastive=True
+    )
+    torch.manual_seed(0)
+    student, teacher = instantiate(student_cfg), instantiate(cfg.model.teacher)
+    recorder = ReadsGroups()
+    model = _wrapper(
+        student, teacher, {"logits": HungarianLogitsDistillation(), "recorder": recorder}
+    )
+    losses = model(tiny_batch())
+    assert {"loss_class_dn", "loss_bbox_dn_0", "loss_distill_logits_class"} <= set(losses)
+    assert recorder.seen.student.groups == {} and recorder.seen.student.group_queries == {}
+    assert recorder.seen.student.decoder.pred_logits.shape[2] == 6
+    sum(losses.values()).backward()
+    assert student.denoising.label_embed.weight.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="'denoising'.*rename"):
+        _wrapper(
+            student,
+            teacher,
+            {"x": ReadsGroups(DENOISING)},
+            group_builders={DENOISING: DistillationPoints(teacher_dim=48, student_dim=32)},
+        )

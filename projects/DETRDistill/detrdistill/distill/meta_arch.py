@@ -12,6 +12,7 @@ from detectron2.config import instantiate
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import nn
 
+from ..modeling.denoising import DENOISING
 from ..modeling.meta_arch.base import DETRBase
 from ..modeling.outputs import DETROutput, EncoderOutputs, QueryGroup
 from .groups import (
@@ -228,6 +229,11 @@ class DistillationDetector(nn.Module):
                     f"query group {name!r} is built from the teacher's output, so it cannot run "
                     f"in the teacher (model.group_builders.{name}.models)"
                 )
+            if name in _model_group_names(self.student):
+                raise ValueError(
+                    f"query group {name!r} of the losses has the name of a group the student "
+                    "adds itself (its denoising group); rename it"
+                )
             builders[name] = builder
         return builders
 
@@ -355,8 +361,14 @@ class DistillationDetector(nn.Module):
         )
 
 
+def _model_group_names(model: nn.Module) -> set[str]:
+    """Names of the query groups a detector adds to its own training step."""
+    return {DENOISING} if getattr(model, "denoising", None) is not None else set()
+
+
 def _only_groups(output: DETROutput, names) -> DETROutput:
-    """``output`` with only the named groups: the losses never see the student's own groups."""
+    """``output`` with only the named groups: the losses never see the student's own groups
+    (denoising queries)."""
     keep = set(names)
     return replace(
         output,

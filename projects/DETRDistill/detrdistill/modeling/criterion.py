@@ -281,6 +281,43 @@ class SetCriterion(nn.Module):
             losses.update(enc_losses)
         return losses, all_indices
 
+    def denoising_losses(
+        self, outputs, targets: list[dict], assignment: Indices, num_groups: int
+    ) -> dict[str, Tensor]:
+        """Losses of denoising queries (DN-DETR, DINO) under their known assignment.
+
+        The queries in ``assignment`` are supervised by the ground truth they were noised from,
+        with the same class / L1 / GIoU losses and weights as the matched queries; every other
+        query of the group (DINO's negatives, padding) targets "no object". The normaliser is
+        ``num_boxes * num_groups`` (each box has one positive per denoising group).
+
+        Args:
+            outputs: ``DecoderOutputs``-like with ``pred_logits`` (L, B, Q, K) and
+                ``pred_boxes`` (L, B, Q, 4) of the denoising group.
+            targets: list of B target dicts.
+            assignment: per image ``(query idx, gt idx)``, the same for every layer.
+            num_groups: number of denoising groups.
+
+        Returns:
+            weighted losses ``loss_*_dn`` (last layer) and ``loss_*_dn_{l}`` (layer l < L - 1).
+        """
+        pred_logits, pred_boxes = outputs.pred_logits, outputs.pred_boxes
+        num_layers = pred_logits.shape[0]
+        num_boxes = self.get_num_boxes(targets, pred_logits.device) * num_groups
+        losses = {}
+        for layer in range(num_layers):
+            suffix = "_dn" if layer == num_layers - 1 else f"_dn_{layer}"
+            layer_losses, _ = self.compute(
+                pred_logits[layer],
+                pred_boxes[layer],
+                targets,
+                num_boxes,
+                indices=assignment,
+                suffix=suffix,
+            )
+            losses.update(layer_losses)
+        return losses
+
     def extra_repr(self) -> str:
         return (
             f"num_classes={self.num_classes}, loss_class_type={self.loss_class_type!r}, "

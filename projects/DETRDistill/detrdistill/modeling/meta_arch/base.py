@@ -20,6 +20,7 @@ from detectron2.structures import Boxes, ImageList, Instances
 from torch import Tensor, nn
 
 from ...layers import MLP, box_cxcywh_to_xyxy, box_xyxy_to_cxcywh, inverse_sigmoid
+from ..denoising import DENOISING, DenoisingGroup
 from ..neck import level_masks
 from ..outputs import DecoderOutputs, DETROutput, EncoderOutputs, QueryGroup
 
@@ -70,8 +71,11 @@ class DETRBase(nn.Module):
     """Base class of the DETR-family detectors (see module docstring).
 
     Subclasses set ``self.loss_class_type`` ("focal" or "softmax") through the constructor and
-    implement :meth:`initial_queries`.
+    implement :meth:`initial_queries`. A variant whose decoder takes pos-less queries with 4-d
+    anchor references sets ``supports_denoising = True`` to accept ``denoising=``.
     """
+
+    supports_denoising = False
 
     def __init__(
         self,
@@ -94,6 +98,7 @@ class DETRBase(nn.Module):
         select_box_nums_for_evaluation: int = 100,
         input_format: str = "RGB",
         size_divisibility: int = 0,
+        denoising: nn.Module | None = None,
     ):
         """
         Args:
@@ -116,6 +121,8 @@ class DETRBase(nn.Module):
             select_box_nums_for_evaluation: detections kept per image at inference.
             input_format: "RGB" or "BGR" (images from the mapper are in this order).
             size_divisibility: pad images to a multiple of this.
+            denoising: a :class:`~detrdistill.modeling.denoising.DenoisingQueries` to train
+                with DN-DETR / DINO denoising queries (training only), or None (off).
         """
         super().__init__()
         self.backbone = backbone
@@ -139,6 +146,9 @@ class DETRBase(nn.Module):
         self.size_divisibility = size_divisibility
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+        if denoising is not None:
+            self._check_denoising(denoising, num_classes, hidden_dim)
+        self.denoising = denoising
 
         num_layers = decoder.num_layers
         num_logits = num_classes + 1 if loss_class_type == "softmax" else num_classes
@@ -149,6 +159,20 @@ class DETRBase(nn.Module):
             lambda: MLP(hidden_dim, hidden_dim, 4, 3), num_layers, share_heads
         )
         self._init_heads()
+
+    def _check_denoising(self, denoising: nn.Module, num_classes: int, hidden_dim: int):
+        if not self.supports_denoising:
+            raise ValueError(
+                f"model.denoising is set, but {type(self).__name__} does not decode denoising "
+                "queries (they need a decoder taking 4-d anchor references without positional "
+                "queries, e.g. DAB-DETR)"
+            )
+        for key, expected in (("num_classes", num_classes), ("hidden_dim", hidden_dim)):
+            if getattr(denoising, key) != expected:
+                raise ValueError(
+                    f"model.denoising.{key}={getattr(denoising, key)} differs from the model's "
+                    f"{key}={expected}"
+                )
 
     @staticmethod
     def _make_heads(factory, num_layers: int, shared: bool) -> nn.ModuleList:
@@ -234,12 +258,15 @@ class DETRBase(nn.Module):
         return self.postprocess(self.inference(output), batched_inputs, images.image_sizes)
 
     def training_groups(self, targets: list[dict]) -> dict[str, QueryGroup]:
-        """Query groups the model adds to its own training step (none here; a variant hook).
+        """Query groups the model adds to its own training step: ``{"denoising": ...}`` when
+        ``denoising`` is set and the model is training, else none.
 
         Args:
             targets: from :meth:`prepare_targets`.
         """
-        return {}
+        if self.denoising is None or not self.training:
+            return {}
+        return {DENOISING: self.denoising(targets)}
 
     def run(
         self,
@@ -444,10 +471,12 @@ class DETRBase(nn.Module):
 
     # ------------------------------------------------------------------ losses / inference
     def compute_losses(self, output: DETROutput, targets: list[dict], indices=None):
-        """Weighted detection losses of the model's own queries.
+        """Weighted detection losses of the model's own queries, plus the denoising losses
+        (``loss_*_dn``) when ``denoising`` is set and the model is training.
 
         Args:
-            output: from :meth:`run`.
+            output: from :meth:`run` (with ``groups=self.training_groups(targets)`` when
+                denoising).
             targets: from :meth:`prepare_targets`.
             indices: optional per-layer assignments overriding the matcher.
 
@@ -459,7 +488,25 @@ class DETRBase(nn.Module):
             decoded = _last_layer_only(decoded)
             if indices is not None:
                 indices = indices[-1:]
-        return self.criterion(decoded, targets, indices=indices)
+        losses, indices = self.criterion(decoded, targets, indices=indices)
+        if self.denoising is not None and self.training:
+            losses.update(self.denoising_losses(output, targets))
+        return losses, indices
+
+    def denoising_losses(self, output: DETROutput, targets: list[dict]) -> dict[str, Tensor]:
+        """The criterion's losses of the denoising group under its known assignment."""
+        group = output.group_queries.get(DENOISING)
+        if not isinstance(group, DenoisingGroup):
+            raise ValueError(
+                f"model.denoising is set but the output has no {DENOISING!r} group; run the "
+                "model with groups=model.training_groups(targets) in training"
+            )
+        decoded = output.groups[DENOISING]
+        if not self.aux_loss:
+            decoded = _last_layer_only(decoded)
+        return self.criterion.denoising_losses(
+            decoded, targets, group.assignment, num_groups=group.num_blocks
+        )
 
     def inference(self, output: DETROutput) -> list[Instances]:
         """Detections of the last decoder layer in the resized (unpadded) image frame."""

@@ -15,7 +15,10 @@ __all__ = ["DABDETR"]
 @META_ARCH_REGISTRY.register()
 class DABDETR(DETRBase):
     """DAB-DETR: learned 4-D anchor boxes (``anchor_box_embed``) refined by every decoder layer
-    with a shared box head; zero content queries; sigmoid focal loss."""
+    with a shared box head; zero content queries; sigmoid focal loss. Accepts ``denoising=``
+    (DN-DETR / DINO denoising queries in training, see :mod:`detrdistill.modeling.denoising`)."""
+
+    supports_denoising = True
 
     def __init__(
         self,
@@ -31,7 +34,8 @@ class DABDETR(DETRBase):
                 :class:`~detrdistill.modeling.transformers.DabDecoder`.
             random_anchor_centers: initialise anchor centres uniformly in [0, 1] and keep them
                 fixed (DAB-DETR's ``random_refpoints_xy``); sizes stay learnable.
-            kwargs: everything else :class:`DETRBase` takes.
+            kwargs: everything else :class:`DETRBase` takes, e.g. ``denoising`` (default None:
+                off).
         """
         kwargs.setdefault("loss_class_type", "focal")
         kwargs.setdefault("refine_boxes", True)
