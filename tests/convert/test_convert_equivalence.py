@@ -104,7 +104,9 @@ def test_report_names_the_layout_specific_steps(case):
     if variant in ("deformable_detr", "dino"):
         assert "norm1/norm2 swapped" in notes
     if variant == "dino":
-        assert "label_enc.weight" in {d["key"] for d in report.dropped}
+        labels = next(m for m in report.mapped if m["from"] == ["label_enc.weight"])
+        assert labels["to"] == "denoising.label_embed.weight"
+        assert "80 COCO category ids of 92" in labels["note"]
         assert "transformer.decoder.bbox_embed.0.layers.0.weight" in {
             d["key"] for d in report.dropped
         }

@@ -26,7 +26,7 @@ def _assert_trains(model, steps=2):
 
     with EventStorage():
         losses = model(tiny_batch(5))
-    assert all(math.isfinite(float(v)) for v in losses.values())
+    assert all(math.isfinite(v.item()) for v in losses.values())
     for name in model.distill_losses:
         assert any(k.startswith(f"loss_distill_{name}_") for k in losses), name
     return losses
@@ -101,3 +101,36 @@ def test_coco_dino_pair_distils_two_iterations(name):
     torch.manual_seed(0)
     model = instantiate(cfg.model)
     _assert_trains(model)
+
+
+@pytest.mark.parametrize("method", ["detrdistill", "d3etr"])
+def test_denoising_queries_never_reach_a_distillation_term(tmp_path, method):
+    """A DINO student trains with its contrastive denoising group (loss_*_dn), but every
+    distillation term sees only its own queries and the teacher-query group: outputs and
+    attention maps cut to them."""
+    from detectron2.utils.events import EventStorage
+
+    from detrdistill.modeling import DENOISING
+
+    cfg = tiny_distill_config(f"{method}/shapes_dino_tiny.py", tmp_path)
+    torch.manual_seed(0)
+    model = instantiate(cfg.model).train()
+    assert model.student.denoising is not None and model.student.denoising.contrastive
+    seen = []
+    for module in model.distill_losses.values():
+        original = module.forward
+        module.forward = lambda inputs, call=original: (seen.append(inputs), call(inputs))[1]
+    with EventStorage():
+        losses = model(tiny_batch())
+    assert {"loss_class_dn", "loss_bbox_dn", "loss_giou_dn_0"} <= set(losses)
+    assert len(seen) == len(model.distill_losses)
+    queries = model.student.num_queries
+    for inputs in seen:
+        student = inputs.student
+        assert DENOISING not in student.groups and DENOISING not in student.group_queries
+        assert set(student.groups) <= {"teacher_queries"}
+        assert student.decoder.pred_logits.shape[2] == queries
+        if student.decoder.self_attn is not None:
+            assert student.decoder.self_attn[0].shape[-2:] == (queries, queries)
+    sum(losses.values()).backward()
+    assert model.student.denoising.label_embed.weight.grad.abs().sum() > 0

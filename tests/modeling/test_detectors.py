@@ -71,6 +71,10 @@ def test_train_step_and_inference(variant):
     expected |= {f"{k}_{i}" for k in expected for i in range(DEC_LAYERS - 1)}
     if "two_stage" in variant or variant == "dino":
         expected |= {"loss_class_enc", "loss_bbox_enc", "loss_giou_enc"}
+    if variant == "dino":  # contrastive denoising
+        base = ("loss_class", "loss_bbox", "loss_giou")
+        expected |= {f"{k}_dn" for k in base}
+        expected |= {f"{k}_dn_{i}" for k in base for i in range(DEC_LAYERS - 1)}
     assert set(losses) == expected
     total = sum(losses.values())
     assert torch.isfinite(total)

@@ -183,3 +183,37 @@ def test_dino_rejects_a_positional_query_and_a_foreign_decoder():
     with pytest.raises(TypeError, match="model.decoder"):
         with torch.device("meta"):
             instantiate(cfg.model)
+
+
+def test_contrastive_denoising_group_of_the_config():
+    """The packaged model trains with DINO's contrastive denoising: G = 100 // M groups of M
+    positives and M negatives (M = most boxes in an image), decoded next to the matching queries
+    without changing them, supervised as loss_*_dn; inference builds no group."""
+    from detectron2.utils.events import EventStorage
+
+    from detrdistill.modeling import DENOISING
+
+    model = tiny_dino().train()
+    assert model.denoising.contrastive and model.denoising.num_dn_queries == 100
+    batch = make_batch()  # 2 boxes per image: M = 2, G = 50, 50 * (2 + 2) queries
+    images = model.preprocess_image(batch)
+    targets = model.prepare_targets(batch)
+    torch.manual_seed(3)
+    groups = model.training_groups(targets)
+    group = groups[DENOISING]
+    assert group.num_blocks == 50 and group.num_queries == 200 and group.sees_own_queries
+    assert group.pos is None and group.reference.shape == (2, 200, 4)
+    with torch.no_grad():
+        with_dn = model.run(images, groups=groups)
+        plain = model.run(images)
+    torch.testing.assert_close(with_dn.decoder.pred_boxes, plain.decoder.pred_boxes)
+    torch.testing.assert_close(with_dn.decoder.enc_logits, plain.decoder.enc_logits)
+    assert with_dn.groups[DENOISING].pred_logits.shape == (3, 2, 200, 5)
+    # the group's first-layer boxes are offsets to its own noised anchors (look-forward-twice
+    # and the anchor-driven positional queries apply to it like to the matching queries)
+    assert torch.equal(with_dn.groups[DENOISING].references[0], group.reference)
+    with EventStorage():
+        losses = model(batch)
+    assert {"loss_class_dn", "loss_bbox_dn", "loss_giou_dn", "loss_giou_dn_1"} <= set(losses)
+    model.eval()
+    assert model.training_groups(targets) == {}

@@ -352,10 +352,6 @@ def _detrex_deformable() -> tuple[Rule, ...]:
 
 
 # ---------------------------------------------------------------------------------- DINO
-_DENOISING_LABELS = (
-    "denoising label embedding (label_enc): used only to build DINO's training-time "
-    "denoising queries, not by the detector's own queries"
-)
 
 
 def _dino_decoder_heads() -> tuple[Rule, ...]:
@@ -377,7 +373,12 @@ def _dino_decoder_heads() -> tuple[Rule, ...]:
         Rename(r"transformer\.tgt_embed\.weight", "tgt_embed.weight"),
         Rename(rf"transformer\.enc_output\.{_P}", "enc_output.{p}"),
         Rename(rf"transformer\.enc_output_norm\.{_P}", "enc_output_norm.{p}"),
-        Drop(r"label_enc\.weight", _DENOISING_LABELS),
+        # the denoising label embedding (official: 92 rows by category id; detrex: 80)
+        Rename(
+            r"label_enc\.weight",
+            "denoising.label_embed.weight",
+            transform=CocoClassRows(with_no_object=False, id_rows=92),
+        ),
     )
 
 

@@ -14,4 +14,7 @@ model.neck.num_extra_levels = 0
 model.position_embedding.num_pos_feats = 64
 model.encoder.update(_transformer, num_layers=2, num_levels=3)
 model.decoder.update(_transformer, num_layers=3)
+# denoising at the tiny model's scale: 30 queries per kind, G = 30 // (most boxes in an image):
+# 5 groups for the shapes' up to 6 boxes (DN-DETR's 5 groups)
+model.denoising.num_dn_queries = 30
 train.output_dir = "./output/shapes/dino_tiny"

@@ -31,9 +31,15 @@ class DINO(DETRBase):
     prior); the top-Q proposals by their best class score become the anchors (detached), while
     the content queries are a learned table (``tgt_embed``), not the selected features. The
     selected proposals are supervised as the ``*_enc`` losses with the real class labels.
+
+    Contrastive denoising: ``denoising=`` a
+    :class:`~detrdistill.modeling.denoising.DenoisingQueries` with ``contrastive=True`` (the
+    shared denoising group kind): in training, noised positive and negative copies of the
+    ground truth are decoded next to the matching queries (``loss_*_dn``).
     """
 
     positions_from_reference = True
+    supports_denoising = True
 
     def __init__(self, *, num_queries: int = 900, hidden_dim: int = 256, **kwargs):
         """
@@ -43,7 +49,7 @@ class DINO(DETRBase):
             kwargs: everything else :class:`DETRBase` takes. Defaults: focal loss, box
                 refinement, class and box heads shared by all layers (``share_heads=True``, the
                 official DINO; detrex's checkpoints have one head per layer: False), 300
-                detections per image.
+                detections per image, no denoising (the configs set ``denoising``).
         """
         kwargs.setdefault("loss_class_type", "focal")
         kwargs.setdefault("refine_boxes", True)
