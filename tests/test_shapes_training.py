@@ -50,7 +50,8 @@ def test_short_dino_training_on_embedded_data_lowers_the_loss(tmp_path):
     losses = [r["total_loss"] for r in records if "total_loss" in r]
     assert len(losses) == 60
     assert any("loss_class_enc" in r for r in records)  # the encoder (two-stage) loss
-    # measured: the mean falls by 11-12% over these 60 steps (train.seed 0, 1, 2)
-    assert np.mean(losses[-10:]) < 0.92 * np.mean(losses[:10])
+    assert any("loss_class_dn" in r for r in records)  # contrastive denoising
+    # measured: the mean falls by 17-24% over these 60 steps (train.seed 0, 1, 2)
+    assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:10])
     evaluation = [r for r in records if "bbox/AP" in r]
     assert evaluation and 0.0 <= evaluation[-1]["bbox/AP50"] <= 100.0
