@@ -31,3 +31,27 @@ def test_short_training_on_embedded_data_lowers_the_loss_and_evaluates(tmp_path)
     evaluation = [r for r in records if "bbox/AP" in r]
     assert evaluation, "evaluation after the last iteration wrote no bbox AP"
     assert 0.0 <= evaluation[-1]["bbox/AP50"] <= 100.0
+
+
+@pytest.mark.slow
+def test_short_dino_training_on_embedded_data_lowers_the_loss(tmp_path):
+    cfg = model_zoo.get_config("shapes/dino_tiny.py")
+    root = str(tmp_path / "shapes")
+    cfg.dataloader.train.dataset.update(name="shapes_train_16_dino", num_images=16, root=root)
+    cfg.dataloader.test.dataset.update(name="shapes_val_8_dino", num_images=8, root=root)
+    cfg.dataloader.train.update(total_batch_size=4, num_workers=0)
+    cfg.dataloader.test.num_workers = 0
+    cfg.train.update(max_iter=60, eval_period=0, log_period=1, output_dir=str(tmp_path / "out"))
+    cfg.train.checkpointer.period = 1000
+    do_train(cfg)
+
+    lines = (tmp_path / "out" / "metrics.json").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    losses = [r["total_loss"] for r in records if "total_loss" in r]
+    assert len(losses) == 60
+    assert any("loss_class_enc" in r for r in records)  # the encoder (two-stage) loss
+    assert any("loss_class_dn" in r for r in records)  # contrastive denoising
+    # measured: the mean falls by 17-24% over these 60 steps (train.seed 0, 1, 2)
+    assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:10])
+    evaluation = [r for r in records if "bbox/AP" in r]
+    assert evaluation and 0.0 <= evaluation[-1]["bbox/AP50"] <= 100.0

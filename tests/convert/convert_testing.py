@@ -45,6 +45,7 @@ class Sizes:
     points: int = 4
     with_box_refine: bool = False
     two_stage: bool = False
+    shared_heads: bool = True  # DINO: one class/box head for all decoder layers (official)
 
     @property
     def num_heads_out(self) -> int:
@@ -225,30 +226,28 @@ def official_state_dict(
             make.sd["transformer.decoder." + key] = make.sd[key]  # the decoder's alias
     elif variant == "deformable_detr":
         _deformable(make, s, channels[1:])
+    elif variant == "dino":
+        _dino(make, s, channels[1:])
     else:
         raise ValueError(variant)
     return make.sd
 
 
-def _deformable(make: _Maker, s: Sizes, channels: list[int]):
-    d, h, lv, pt = s.hidden, s.heads, s.levels, s.points
+def _deformable_inputs(make: _Maker, s: Sizes, channels: list[int]):
+    d = s.hidden
     for level, inp in enumerate(channels):
         make.conv_bias(f"input_proj.{level}.0", d, inp, 1)
         make.norm(f"input_proj.{level}.1", d)
     inp = channels[-1]
-    for level in range(len(channels), lv):
+    for level in range(len(channels), s.levels):
         make.conv_bias(f"input_proj.{level}.0", d, inp, 3)
         make.norm(f"input_proj.{level}.1", d)
         inp = d
-    make.tensor("transformer.level_embed", lv, d)
-    if s.two_stage:
-        make.linear("transformer.enc_output", d, d)
-        make.norm("transformer.enc_output_norm", d)
-        make.linear("transformer.pos_trans", 2 * d, 2 * d)
-        make.norm("transformer.pos_trans_norm", 2 * d)
-    else:
-        make.tensor("query_embed.weight", s.queries, 2 * d)
-        make.linear("transformer.reference_points", 2, d)
+    make.tensor("transformer.level_embed", s.levels, d)
+
+
+def _deformable_layers(make: _Maker, s: Sizes):
+    d, h, lv, pt = s.hidden, s.heads, s.levels, s.points
 
     def msda(key):
         make.linear(key + ".sampling_offsets", h * lv * pt * 2, d, scale=0.5)
@@ -273,21 +272,62 @@ def _deformable(make: _Maker, s: Sizes, channels: list[int]):
         make.linear(p + "linear1", s.ffn, d)
         make.linear(p + "linear2", d, s.ffn)
         make.norm(p + "norm3", d)
-    separate = s.with_box_refine
-    for i in range(s.num_heads_out):
+
+
+def _heads(make: _Maker, s: Sizes, count: int, separate: bool):
+    """``class_embed.{i}`` (91 rows) / ``bbox_embed.{i}`` for i < count, one tensor per index
+    (a head shared by the ModuleList: the same tensors under every index)."""
+    for i in range(count):
         if separate or i == 0:
-            make.linear(f"class_embed.{i}", 91, d)
-            make.mlp(f"bbox_embed.{i}", d, d, 4, 3)
-        else:  # one head shared by the ModuleList: the same tensors under every index
+            make.linear(f"class_embed.{i}", 91, s.hidden)
+            make.mlp(f"bbox_embed.{i}", s.hidden, s.hidden, 4, 3)
+        else:
             for key in [k for k in make.sd if k.startswith(("class_embed.0.", "bbox_embed.0."))]:
                 make.sd[key.replace(".0.", f".{i}.", 1)] = make.sd[key]
-    aliases = []  # the official model hands its heads to the decoder under a second name
+
+
+def _decoder_aliases(make: _Maker, prefixes: list[str]):
+    """The official models hand their heads to the decoder under a second name."""
+    for key in [k for k in make.sd if k.startswith(tuple(prefixes))]:
+        make.sd["transformer.decoder." + key] = make.sd[key]
+
+
+def _deformable(make: _Maker, s: Sizes, channels: list[int]):
+    d = s.hidden
+    _deformable_inputs(make, s, channels)
+    if s.two_stage:
+        make.linear("transformer.enc_output", d, d)
+        make.norm("transformer.enc_output_norm", d)
+        make.linear("transformer.pos_trans", 2 * d, 2 * d)
+        make.norm("transformer.pos_trans_norm", 2 * d)
+    else:
+        make.tensor("query_embed.weight", s.queries, 2 * d)
+        make.linear("transformer.reference_points", 2, d)
+    _deformable_layers(make, s)
+    _heads(make, s, s.num_heads_out, separate=s.with_box_refine)
+    aliases = []
     if s.with_box_refine:
         aliases.append("bbox_embed.")
     if s.two_stage:
         aliases.append("class_embed.")
-    for key in [k for k in make.sd if k.startswith(tuple(aliases))]:
-        make.sd["transformer.decoder." + key] = make.sd[key]
+    _decoder_aliases(make, aliases)
+
+
+def _dino(make: _Maker, s: Sizes, channels: list[int]):
+    """IDEA-Research/DINO (4-scale, ``two_stage_type='standard'``, ``embed_init_tgt``)."""
+    d = s.hidden
+    _deformable_inputs(make, s, channels)
+    make.tensor("transformer.tgt_embed.weight", s.queries, d)
+    make.linear("transformer.enc_output", d, d)
+    make.norm("transformer.enc_output_norm", d)
+    make.linear("transformer.enc_out_class_embed", 91, d)
+    make.mlp("transformer.enc_out_bbox_embed", d, d, 4, 3)
+    _deformable_layers(make, s)
+    make.mlp("transformer.decoder.ref_point_head", 2 * d, d, d, 2)
+    make.norm("transformer.decoder.norm", d)
+    _heads(make, s, s.dec_layers, separate=not s.shared_heads)
+    _decoder_aliases(make, ["class_embed.", "bbox_embed."])
+    make.tensor("label_enc.weight", 92, d)  # dn_labelbook_size 91 + 1
 
 
 # ---------------------------------------------------------------------------------- detrex layout
@@ -314,9 +354,9 @@ def detrex_state_dict(variant: str, official: dict[str, Tensor], s: Sizes = SMAL
             new = "backbone." + rest
         elif _LAYER.match(key):
             new = _detrex_layer_key(variant, key)
-        elif key == "transformer.decoder.norm.weight" or key == "transformer.decoder.norm.bias":
+        elif key.startswith("transformer.decoder.norm.") and variant != "dino":
             new = key.replace("decoder.norm", "decoder.post_norm_layer")
-        elif variant == "deformable_detr" and key.startswith("input_proj."):
+        elif variant in ("deformable_detr", "dino") and key.startswith("input_proj."):
             level, index, param = key.split(".")[1:]
             kind = "conv" if index == "0" else "norm"
             n_convs = 3
@@ -330,6 +370,11 @@ def detrex_state_dict(variant: str, official: dict[str, Tensor], s: Sizes = SMAL
             new = "transformer.level_embeds"
         elif key == "refpoint_embed.weight":
             new = "anchor_box_embed.weight"
+        elif key.startswith("transformer.enc_out_"):  # DINO: the proposal heads at index L
+            head, rest = key[len("transformer.enc_out_") :].split(".", 1)
+            new = f"{head}.{s.dec_layers}.{rest}"
+        elif key == "label_enc.weight":
+            value = _coco_rows(value, no_object=False)  # detrex: one row per contiguous class
         if "class_embed" in key:
             head = key.split("class_embed")[1]
             if variant == "deformable_detr" and head.startswith(f".{s.dec_layers}."):
@@ -337,6 +382,8 @@ def detrex_state_dict(variant: str, official: dict[str, Tensor], s: Sizes = SMAL
             else:
                 value = _coco_rows(value, no_object=variant == "detr")
         out[new] = value.clone() if value.device.type != "meta" else value
+        if variant == "dino" and key.startswith("transformer.enc_out_"):
+            out["transformer.decoder." + new] = out[new]  # the decoder's alias of index L
     return out
 
 
@@ -355,10 +402,10 @@ def _detrex_layer_key(variant: str, key: str) -> str:
         return prefix + "ffns.0.layers.0.1." + tail
     if head.startswith("norm"):
         k = int(head[-1])
-        if variant == "deformable_detr" and not encoder:
+        if variant in ("deformable_detr", "dino") and not encoder:
             k = {1: 2, 2: 1, 3: 3}[k]  # official norm2 follows self-attention
         return prefix + f"norms.{k - 1}." + tail
-    if variant == "deformable_detr":
+    if variant in ("deformable_detr", "dino"):
         if encoder:
             return prefix + "attentions.0." + rest.split(".", 1)[1]
         if head == "self_attn":
@@ -406,6 +453,12 @@ def model_config(variant: str, s: Sizes = SMALL, **options):
         model.encoder.update(num_levels=s.levels, num_points=s.points)
         model.decoder.num_points = s.points
         model.update(with_box_refine=s.with_box_refine, as_two_stage=s.two_stage)
+    if variant == "dino":
+        model.encoder.update(num_levels=s.levels, num_points=s.points)
+        model.decoder.num_points = s.points
+        model.share_heads = s.shared_heads
+        # the official repository's position encoding (detrex's: 10000 and -0.5)
+        model.position_embedding.update(temperature=20, offset=0.0)
     model.update(options)
     return cfg
 
@@ -767,9 +820,10 @@ def _proposal_sine(coords_unact, feats):
     return torch.cat([_sine(coords[..., i], feats, 10000.0) for i in range(4)], -1)
 
 
-def reference_deformable_detr(sd, batch: ImageList, s: Sizes = SMALL):
-    """Official Deformable DETR (plain / box refinement / two-stage): (logits (L, B, Q, 91),
-    boxes (L, B, Q, 4))."""
+def _reference_deformable_encoder(sd, batch: ImageList, s: Sizes, temperature, offset):
+    """Backbone, input projection, positions and the deformable encoder of the official
+    Deformable DETR / DINO: memory (B, S, D), mask (B, S), spatial shapes (Lv, 2) and valid
+    ratios (B, Lv, 2)."""
     d = s.hidden
     feats = reference_resnet(sd, batch.tensor, s.depth)[1:]
     image_mask = padding_mask(batch)
@@ -788,7 +842,7 @@ def reference_deformable_detr(sd, batch: ImageList, s: Sizes = SMALL):
             project(feats[-1] if level == len(feats) else srcs[-1], level, stride=2, padding=1)
         )
     masks = [F.interpolate(image_mask[None].float(), size=x.shape[-2:]).bool()[0] for x in srcs]
-    pos = [reference_position(m, d // 2, offset=-0.5) for m in masks]
+    pos = [reference_position(m, d // 2, temperature, offset) for m in masks]
     shapes = torch.as_tensor([x.shape[-2:] for x in srcs], dtype=torch.long)
     src = torch.cat([x.flatten(2).transpose(1, 2) for x in srcs], 1)
     mask = torch.cat([m.flatten(1) for m in masks], 1)
@@ -817,7 +871,24 @@ def reference_deformable_detr(sd, batch: ImageList, s: Sizes = SMALL):
         )
         memory = _ln(memory + attended, sd, p + "norm1")
         memory = _ln(memory + _ffn(memory, sd, p), sd, p + "norm2")
+    return memory, mask, shapes, ratios
 
+
+def _reference_deformable_layer(sd, p, tgt, query_pos, level_ref, memory, shapes, mask, s):
+    """One official deformable decoder layer: self-attention (norm2), deformable
+    cross-attention (norm1), FFN (norm3)."""
+    q = tgt + query_pos
+    tgt = _ln(tgt + _packed_mha(q, q, tgt, sd, p + "self_attn", s.heads), sd, p + "norm2")
+    attended = _msda(tgt + query_pos, level_ref, memory, shapes, mask, sd, p + "cross_attn", s)
+    tgt = _ln(tgt + attended, sd, p + "norm1")
+    return _ln(tgt + _ffn(tgt, sd, p), sd, p + "norm3")
+
+
+def reference_deformable_detr(sd, batch: ImageList, s: Sizes = SMALL):
+    """Official Deformable DETR (plain / box refinement / two-stage): (logits (L, B, Q, 91),
+    boxes (L, B, Q, 4))."""
+    d = s.hidden
+    memory, mask, shapes, ratios = _reference_deformable_encoder(sd, batch, s, 10000.0, -0.5)
     layers = s.dec_layers
     if s.two_stage:
         out_memory, proposals = _proposals(memory, mask, shapes, sd)
@@ -830,8 +901,8 @@ def reference_deformable_detr(sd, batch: ImageList, s: Sizes = SMALL):
         query_pos, tgt = _ln(embedding, sd, "transformer.pos_trans_norm").split(d, 2)
     else:
         query_pos, tgt = sd["query_embed.weight"].split(d, 1)
-        query_pos = query_pos[None].expand(src.shape[0], -1, -1)
-        tgt = tgt[None].expand(src.shape[0], -1, -1)
+        query_pos = query_pos[None].expand(memory.shape[0], -1, -1)
+        tgt = tgt[None].expand(memory.shape[0], -1, -1)
         reference = _linear(query_pos, sd, "transformer.reference_points").sigmoid()
     inputs, hidden = [], []
     for i in range(layers):
@@ -841,11 +912,7 @@ def reference_deformable_detr(sd, batch: ImageList, s: Sizes = SMALL):
             level_ref = reference[:, :, None] * torch.cat([ratios, ratios], -1)[:, None]
         else:
             level_ref = reference[:, :, None] * ratios[:, None]
-        q = tgt + query_pos
-        tgt = _ln(tgt + _packed_mha(q, q, tgt, sd, p + "self_attn", s.heads), sd, p + "norm2")
-        attended = _msda(tgt + query_pos, level_ref, memory, shapes, mask, sd, p + "cross_attn", s)
-        tgt = _ln(tgt + attended, sd, p + "norm1")
-        tgt = _ln(tgt + _ffn(tgt, sd, p), sd, p + "norm3")
+        tgt = _reference_deformable_layer(sd, p, tgt, query_pos, level_ref, memory, shapes, mask, s)
         if s.with_box_refine:
             delta = _mlp(tgt, sd, f"bbox_embed.{i}")
             if reference.shape[-1] == 4:
@@ -867,11 +934,67 @@ def reference_deformable_detr(sd, batch: ImageList, s: Sizes = SMALL):
     return torch.stack(logits), torch.stack(boxes)
 
 
+def _dino_inverse_sigmoid(x):
+    return _inverse_sigmoid(x, eps=1e-3)  # DINO's util.misc.inverse_sigmoid
+
+
+def reference_dino_outputs(sd, batch: ImageList, s: Sizes = SMALL) -> dict[str, Tensor]:
+    """Official DINO 4-scale forward without denoising queries: per-layer ``logits``
+    (L, B, Q, 91) and ``boxes`` (L, B, Q, 4), and the selected proposals ``enc_logits``
+    (B, Q, 91) / ``enc_boxes`` (B, Q, 4).
+
+    One deliberate difference from the official code: proposals on padding (and near-border
+    tokens) rank last in the top-k selection, as in this project (the official code ranks them
+    by their score, which only matters on padded images).
+    """
+    d = s.hidden
+    memory, mask, shapes, ratios = _reference_deformable_encoder(sd, batch, s, 20.0, 0.0)
+    out_memory, proposals = _proposals(memory, mask, shapes, sd)
+    enc_class = _linear(out_memory, sd, "transformer.enc_out_class_embed")
+    enc_coords = _mlp(out_memory, sd, "transformer.enc_out_bbox_embed") + proposals
+    scores = enc_class.max(-1).values.masked_fill(torch.isinf(proposals).any(-1), float("-inf"))
+    top = torch.topk(scores, s.queries, dim=1)[1]
+    enc_logits = torch.gather(enc_class, 1, top[..., None].repeat(1, 1, enc_class.shape[-1]))
+    reference = torch.gather(enc_coords, 1, top[..., None].repeat(1, 1, 4)).sigmoid()
+    enc_boxes = reference
+    tgt = sd["transformer.tgt_embed.weight"][None].expand(memory.shape[0], -1, -1)
+    references, hidden = [reference], []
+    for i in range(s.dec_layers):
+        p = f"transformer.decoder.layers.{i}."
+        level_ref = reference[:, :, None] * torch.cat([ratios, ratios], -1)[:, None]
+        sine = reference_query_sine(level_ref[:, :, 0], d // 2)
+        query_pos = _mlp(sine, sd, "transformer.decoder.ref_point_head")
+        tgt = _reference_deformable_layer(sd, p, tgt, query_pos, level_ref, memory, shapes, mask, s)
+        delta = _mlp(tgt, sd, f"bbox_embed.{i}")  # the un-normalised output refines the anchor
+        reference = (delta + _dino_inverse_sigmoid(reference)).sigmoid()
+        references.append(reference)
+        hidden.append(_ln(tgt, sd, "transformer.decoder.norm"))
+    logits, boxes = [], []
+    for i, hs in enumerate(hidden):
+        logits.append(_linear(hs, sd, f"class_embed.{i}"))
+        delta = _mlp(hs, sd, f"bbox_embed.{i}") + _dino_inverse_sigmoid(references[i])
+        boxes.append(delta.sigmoid())
+    return {
+        "logits": torch.stack(logits),
+        "boxes": torch.stack(boxes),
+        "enc_logits": enc_logits,
+        "enc_boxes": enc_boxes,
+    }
+
+
+def reference_dino(sd, batch: ImageList, s: Sizes = SMALL):
+    """Official DINO: (logits (L, B, Q, 91), boxes (L, B, Q, 4)); see
+    :func:`reference_dino_outputs`."""
+    out = reference_dino_outputs(sd, batch, s)
+    return out["logits"], out["boxes"]
+
+
 REFERENCES = {
     "detr": reference_detr,
     "conditional_detr": reference_conditional_detr,
     "dab_detr": reference_dab_detr,
     "deformable_detr": reference_deformable_detr,
+    "dino": reference_dino,
 }
 
 
@@ -898,7 +1021,7 @@ def model_layout(model) -> tuple[dict[str, torch.Size], list[tuple[str, ...]]]:
 def sizes_of_config(cfg, variant: str) -> Sizes:
     """The :class:`Sizes` of a packaged detector config (full-size teachers)."""
     m = cfg.model
-    deformable = variant == "deformable_detr"
+    deformable = variant in ("deformable_detr", "dino")
     return Sizes(
         depth=m.backbone.depth,
         width=m.backbone.width,
@@ -912,4 +1035,5 @@ def sizes_of_config(cfg, variant: str) -> Sizes:
         points=m.encoder.num_points if deformable else 4,
         with_box_refine=bool(m.get("with_box_refine", False)),
         two_stage=bool(m.get("as_two_stage", False)),
+        shared_heads=bool(m.get("share_heads", True)),
     )

@@ -9,11 +9,12 @@ from convert_testing import (
     images,
     model_layout,
     official_state_dict,
+    reference_dino_outputs,
     reference_outputs,
     sizes_of,
 )
 
-from detrdistill.convert import convert_state_dict
+from detrdistill.convert import COCO_CATEGORY_IDS, convert_state_dict
 
 # name: (variant, sizes of the original, options of the target model only)
 CASES = {
@@ -28,6 +29,8 @@ CASES = {
         {"with_box_refine": True, "two_stage": True},
         {},
     ),
+    "dino": ("dino", {}, {}),
+    "dino_separate_heads": ("dino", {"shared_heads": False}, {}),
 }
 
 
@@ -59,7 +62,8 @@ def test_converted_official_checkpoint_loads_strictly(case):
 def test_forward_matches_the_original_architecture(case):
     variant, sizes, official, model, _, _, converted, _ = case
     model.load_state_dict(converted, strict=True)
-    # Two-stage: the original may rank padded proposals; compare on unpadded images.
+    # Two-stage: the original may rank padded proposals; compare on unpadded images (DINO's
+    # reference ranks them last as this project does, and runs on padded images).
     batch = images(same_size=sizes.two_stage)
     with torch.no_grad():
         output = model.run(batch)
@@ -97,9 +101,43 @@ def test_report_names_the_layout_specific_steps(case):
         assert "transformer.decoder.bbox_embed.layers.0.weight" in {
             d["key"] for d in report.dropped
         }
-    if variant == "deformable_detr":
+    if variant in ("deformable_detr", "dino"):
         assert "norm1/norm2 swapped" in notes
+    if variant == "dino":
+        labels = next(m for m in report.mapped if m["from"] == ["label_enc.weight"])
+        assert labels["to"] == "denoising.label_embed.weight"
+        assert "80 COCO category ids of 92" in labels["note"]
+        assert "transformer.decoder.bbox_embed.0.layers.0.weight" in {
+            d["key"] for d in report.dropped
+        }
     if sizes.two_stage:
         assert "objectness" in notes and "(y, x, w, h)" in notes
     if "anchor_centers" in model.state_dict():
         assert "anchor_centers" in created
+
+
+def test_dino_proposals_and_boxes_match_the_original_on_padded_images():
+    """DINO on a padded batch: the anchors' positional queries and the deformable sampling are
+    scaled by the valid ratios; the selected proposals (the encoder loss's inputs) match too."""
+    sizes = sizes_of()
+    official = official_state_dict("dino", sizes, seed=4)
+    model = build_model("dino", sizes)
+    shapes, tied = model_layout(model)
+    converted, _ = convert_state_dict(
+        official, variant="dino", source="official", shapes=shapes, tied=tied
+    )
+    model.load_state_dict(converted, strict=True)
+    batch = images(same_size=False, seed=5)
+    assert batch.image_sizes[0] != batch.image_sizes[1]
+    with torch.no_grad():
+        output = model.run(batch)
+        ref = reference_dino_outputs(official, batch, sizes)
+    rows = list(COCO_CATEGORY_IDS)
+    torch.testing.assert_close(
+        output.decoder.enc_logits, ref["enc_logits"][..., rows], rtol=1e-4, atol=1e-4
+    )
+    torch.testing.assert_close(output.decoder.enc_boxes, ref["enc_boxes"], rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(
+        output.decoder.pred_logits, ref["logits"][..., rows], rtol=1e-4, atol=1e-4
+    )
+    torch.testing.assert_close(output.decoder.pred_boxes, ref["boxes"], rtol=1e-4, atol=1e-5)

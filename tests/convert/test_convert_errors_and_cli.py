@@ -40,12 +40,14 @@ def _convert(variant, weights, source="official", sizes=SMALL, **options):
 def test_every_variant_has_an_official_and_a_detrex_table():
     assert set(RULE_SETS) == {
         (variant, source)
-        for variant in ("detr", "conditional_detr", "dab_detr", "deformable_detr")
+        for variant in ("detr", "conditional_detr", "dab_detr", "deformable_detr", "dino")
         for source in ("official", "detrex")
     }
 
 
-@pytest.mark.parametrize("variant", ["detr", "conditional_detr", "dab_detr", "deformable_detr"])
+@pytest.mark.parametrize(
+    "variant", ["detr", "conditional_detr", "dab_detr", "deformable_detr", "dino"]
+)
 def test_layout_detection(variant):
     official = official_state_dict(variant, device="meta")
     assert detect_layout(official) == (variant, "official")
@@ -95,6 +97,14 @@ def test_refinement_checkpoint_into_a_shared_head_model_is_refused():
     weights = official_state_dict("deformable_detr", sizes)
     with pytest.raises(ConversionError, match="with_box_refine=True"):
         _convert("deformable_detr", weights, sizes=sizes_of())
+
+
+def test_dino_checkpoint_with_per_layer_heads_into_a_shared_head_model_is_refused():
+    weights = official_state_dict("dino", sizes_of(shared_heads=False))
+    detrex = detrex_state_dict("dino", weights, sizes_of(shared_heads=False))
+    for source, layout in (("official", weights), ("detrex", detrex)):
+        with pytest.raises(ConversionError, match="model.share_heads=False"):
+            _convert("dino", layout, source=source, sizes=sizes_of())
 
 
 def test_two_stage_checkpoint_into_a_single_stage_model_is_refused():

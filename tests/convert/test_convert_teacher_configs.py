@@ -33,6 +33,7 @@ def test_the_paper_teachers_are_packaged():
         "conditional_detr",
         "dab_detr",
         "deformable_detr",
+        "dino",
     }
 
 

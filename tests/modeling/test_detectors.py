@@ -21,6 +21,7 @@ VARIANTS = {
     "deformable_detr": {},
     "deformable_detr_refine": {"with_box_refine": True},
     "deformable_detr_two_stage": {"with_box_refine": True, "as_two_stage": True},
+    "dino": {},
 }
 CONFIGS = Path(detrdistill.__file__).parent / "configs"
 HIDDEN, QUERIES, CLASSES, DEC_LAYERS, HEADS = 32, 7, 5, 3, 4
@@ -35,7 +36,7 @@ def tiny_model(variant: str):
     model.encoder.update(num_layers=1, num_heads=HEADS, ffn_dim=64, dropout=0.0)
     model.decoder.update(num_layers=DEC_LAYERS, num_heads=HEADS, ffn_dim=64, dropout=0.0)
     model.position_embedding.num_pos_feats = HIDDEN // 2
-    if name == "deformable_detr":
+    if name in ("deformable_detr", "dino"):
         model.encoder.num_levels = 3
         model.neck.num_extra_levels = 0
     model.update(VARIANTS[variant])
@@ -68,8 +69,12 @@ def test_train_step_and_inference(variant):
         losses = model(make_batch(with_empty=True))
     expected = {"loss_class", "loss_bbox", "loss_giou"}
     expected |= {f"{k}_{i}" for k in expected for i in range(DEC_LAYERS - 1)}
-    if "two_stage" in variant:
+    if "two_stage" in variant or variant == "dino":
         expected |= {"loss_class_enc", "loss_bbox_enc", "loss_giou_enc"}
+    if variant == "dino":  # contrastive denoising
+        base = ("loss_class", "loss_bbox", "loss_giou")
+        expected |= {f"{k}_dn" for k in base}
+        expected |= {f"{k}_dn_{i}" for k in base for i in range(DEC_LAYERS - 1)}
     assert set(losses) == expected
     total = sum(losses.values())
     assert torch.isfinite(total)
@@ -108,7 +113,7 @@ def test_structured_outputs_have_documented_shapes(variant):
     if variant == "detr":
         assert dec.references is None and out.queries.reference is None
     else:
-        ref_dim = 4 if variant in ("dab_detr", "deformable_detr_two_stage") else 2
+        ref_dim = 4 if variant in ("dab_detr", "deformable_detr_two_stage", "dino") else 2
         assert out.queries.reference.shape == (batch, QUERIES, ref_dim)
         assert dec.references.shape[:3] == (DEC_LAYERS, batch, QUERIES)
     enc = out.encoder
@@ -125,7 +130,7 @@ def test_structured_outputs_have_documented_shapes(variant):
     assert dec.self_attn[0].shape == (batch, HEADS, QUERIES, QUERIES)
     torch.testing.assert_close(dec.self_attn[0].sum(-1), torch.ones(batch, HEADS, QUERIES))
     cross = dec.cross_attn[0]
-    if variant.startswith("deformable"):
+    if variant.startswith(("deformable", "dino")):
         assert isinstance(cross, DeformableAttentionWeights)
         assert cross.attention_weights.shape[:3] == (batch, QUERIES, HEADS)
     else:

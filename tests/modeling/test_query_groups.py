@@ -167,7 +167,7 @@ def test_per_group_outputs_have_documented_shapes(variant):
         assert len(group.self_attn) == len(group.cross_attn) == DEC_LAYERS
         assert group.self_attn[0].shape == (batch, HEADS, size, size)
         cross = group.cross_attn[0]
-        if variant.startswith("deformable"):
+        if variant.startswith(("deformable", "dino")):
             assert cross.attention_weights.shape[:3] == (batch, size, HEADS)
         else:
             assert cross.shape[:3] == (batch, HEADS, size)

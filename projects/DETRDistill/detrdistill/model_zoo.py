@@ -68,6 +68,11 @@ CHECKPOINTS: dict[str, str] = {
         "deformable_detr_r50_two_stage",
         "detr_r101",
         "detr_r50",
+        "dino_r101_4scale_12ep_detrex",
+        "dino_r50_4scale_12ep",
+        "dino_r50_4scale_12ep_detrex",
+        "dino_r50_4scale_24ep",
+        "dino_r50_4scale_24ep_detrex",
     )
 }
 # Weights shipped in the package (detrdistill/weights/, sha256-checked: checkpoint/shipped.py).

@@ -1,9 +1,9 @@
 """Convert published DETR-family checkpoints into this project's detectors.
 
 Table-driven: :mod:`.rulesets` holds one :class:`~.rules.RuleSet` per (variant, source layout)
-for DETR, Conditional DETR, DAB-DETR and Deformable DETR from the official repositories and from
-detrex; :mod:`.rules` applies a table, checks every key and shape against the model a detector
-config builds, and reports what was mapped, dropped and created. Command line::
+for DETR, Conditional DETR, DAB-DETR, Deformable DETR and DINO from the official repositories
+and from detrex; :mod:`.rules` applies a table, checks every key and shape against the model a
+detector config builds, and reports what was mapped, dropped and created. Command line::
 
     python -m detrdistill.convert --config teachers/deformable_detr_r50.py \\
         r50_deformable_detr-checkpoint.pth detrdistill://deformable_detr_r50_coco.pth

@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="python -m detrdistill.convert",
-        description="Convert a published DETR / Conditional DETR / DAB-DETR / Deformable DETR "
-        "checkpoint (official release or detrex model zoo) into a checkpoint of this "
+        description="Convert a published DETR / Conditional DETR / DAB-DETR / Deformable DETR / "
+        "DINO checkpoint (official release or detrex model zoo) into a checkpoint of this "
         "project's detector built by --config, with no missing or unexpected keys.",
         epilog=_EPILOG.format(tables=tables),
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -43,11 +43,14 @@ VARIANT_OF_CLASS = {
     "ConditionalDETR": "conditional_detr",
     "DABDETR": "dab_detr",
     "DeformableDETR": "deformable_detr",
+    "DINO": "dino",
 }
 
 # What identifies a layout: (variant, source, key). A key starting with "." is a fragment
 # searched in every key; otherwise it must be a whole key. Checked in this order.
 _SIGNATURES = (
+    ("dino", "official", "transformer.enc_out_class_embed.weight"),
+    ("dino", "detrex", "transformer.tgt_embed.weight"),
     ("deformable_detr", "detrex", "transformer.level_embeds"),
     ("deformable_detr", "official", "transformer.level_embed"),
     ("dab_detr", "official", "refpoint_embed.weight"),

@@ -369,8 +369,9 @@ class RuleSet:
                 raise ConversionError(
                     f"{key} (from {origin[key]}) and {group[0]} (from {origin[group[0]]}) are one "
                     f"shared tensor in the model built by the config, but the checkpoint holds "
-                    f"different values for them: it has separate per-layer heads (e.g. Deformable "
-                    f"DETR with box refinement: set model.with_box_refine=True)"
+                    f"different values for them: it has separate per-layer heads (Deformable DETR "
+                    f"with box refinement: set model.with_box_refine=True; DINO trained in "
+                    f"detrex: model.share_heads=False)"
                 )
         return {k: produced[k] for k in context.target_shapes}, report
 

@@ -1,11 +1,11 @@
 """Conversion tables: one :class:`~detrdistill.convert.rules.RuleSet` per (variant, source).
 
 Variants are this project's detectors (``detr``, ``conditional_detr``, ``dab_detr``,
-``deformable_detr``); sources are the layouts of the official repositories (``official``:
-facebookresearch/detr, Atten4Vis/ConditionalDETR, IDEA-Research/DAB-DETR,
-fundamentalvision/Deformable-DETR) and of detrex's model zoo (``detrex``). The tables are
-composed from small blocks (backbone, attention, FFN, heads) so that what two layouts share is
-written once.
+``deformable_detr``, ``dino``); sources are the layouts of the official repositories
+(``official``: facebookresearch/detr, Atten4Vis/ConditionalDETR, IDEA-Research/DAB-DETR,
+fundamentalvision/Deformable-DETR, IDEA-Research/DINO) and of detrex's model zoo (``detrex``).
+The tables are composed from small blocks (backbone, attention, FFN, heads) so that what two
+layouts share is written once.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from .transforms import CocoClassRows, ObjectnessRows, ReorderInputBlocks
 
 __all__ = ["RULE_SETS", "SOURCES", "VARIANTS", "get_rule_set"]
 
-VARIANTS = ("detr", "conditional_detr", "dab_detr", "deformable_detr")
+VARIANTS = ("detr", "conditional_detr", "dab_detr", "deformable_detr", "dino")
 SOURCES = ("official", "detrex")
 
 _P = r"(?P<p>weight|bias)"
@@ -279,7 +279,9 @@ def _two_stage(prefix: str, norm_names: str = "enc_output_norm") -> tuple[Rule, 
     )
 
 
-def _official_deformable() -> tuple[Rule, ...]:
+def _official_deformable_body() -> tuple[Rule, ...]:
+    """Backbone, input projection and transformer layers of the official Deformable DETR layout
+    (shared by Deformable DETR and DINO)."""
     enc = rf"transformer\.encoder\.layers\.{_N}"
     dec = rf"transformer\.decoder\.layers\.{_N}"
     return (
@@ -289,11 +291,7 @@ def _official_deformable() -> tuple[Rule, ...]:
             "neck.{level}.{i}.{p}",
             fields=_neck_level,
         ),
-        Rename(r"query_embed\.weight", "query_embedding.weight"),  # (Q, 2D) = [pos | content]
         Rename(r"transformer\.level_embed", "encoder.level_embed"),
-        Rename(rf"transformer\.reference_points\.{_P}", "reference_points.{p}"),
-        *_deformable_heads(r"transformer\.decoder"),
-        *_two_stage(r"transformer"),
         Rename(enc + rf"\.self_attn\.{_MSDA}\.{_P}", "encoder.layers.{n}.self_attn.{m}.{p}"),
         *_official_ffn(enc, "encoder.layers.{n}"),
         Rename(enc + rf"\.norm(?P<k>[12])\.{_P}", "encoder.layers.{n}.norm{k}.{p}"),
@@ -311,7 +309,19 @@ def _official_deformable() -> tuple[Rule, ...]:
     )
 
 
-def _detrex_deformable() -> tuple[Rule, ...]:
+def _official_deformable() -> tuple[Rule, ...]:
+    return (
+        Rename(r"query_embed\.weight", "query_embedding.weight"),  # (Q, 2D) = [pos | content]
+        Rename(rf"transformer\.reference_points\.{_P}", "reference_points.{p}"),
+        *_deformable_heads(r"transformer\.decoder"),
+        *_two_stage(r"transformer"),
+        *_official_deformable_body(),
+    )
+
+
+def _detrex_deformable_body() -> tuple[Rule, ...]:
+    """Backbone, neck and transformer layers of detrex's Deformable DETR layout (shared by
+    Deformable DETR and DINO)."""
     enc = rf"transformer\.encoder\.layers\.{_N}"
     dec = rf"transformer\.decoder\.layers\.{_N}"
     neck = r"neck\.(?P<kind>convs|extra_convs)\.(?P<l>\d+)"
@@ -319,12 +329,7 @@ def _detrex_deformable() -> tuple[Rule, ...]:
         *DETECTRON2_RESNET,
         Rename(neck + rf"\.conv\.{_P}", "neck.{kind}.{l}.0.{p}"),
         Rename(neck + rf"\.norm\.{_P}", "neck.{kind}.{l}.1.{p}"),
-        Rename(r"query_embedding\.weight", "query_embedding.weight"),
         Rename(r"transformer\.level_embeds", "encoder.level_embed"),
-        Rename(rf"transformer\.reference_points\.{_P}", "reference_points.{p}"),
-        *_deformable_heads(r"transformer\.decoder"),
-        # detrex releases spelled the norm "enc_outpout_norm" for a while
-        *_two_stage(r"transformer", norm_names="enc_output_norm|enc_outpout_norm"),
         Rename(enc + rf"\.attentions\.0\.{_MSDA}\.{_P}", "encoder.layers.{n}.self_attn.{m}.{p}"),
         *_detrex_ffn(enc, "encoder.layers.{n}"),
         *_detrex_norms(enc, "encoder.layers.{n}"),
@@ -332,6 +337,78 @@ def _detrex_deformable() -> tuple[Rule, ...]:
         Rename(dec + rf"\.attentions\.1\.{_MSDA}\.{_P}", "decoder.layers.{n}.cross_attn.{m}.{p}"),
         *_detrex_ffn(dec, "decoder.layers.{n}"),
         *_detrex_norms(dec, "decoder.layers.{n}"),
+    )
+
+
+def _detrex_deformable() -> tuple[Rule, ...]:
+    return (
+        Rename(r"query_embedding\.weight", "query_embedding.weight"),
+        Rename(rf"transformer\.reference_points\.{_P}", "reference_points.{p}"),
+        *_deformable_heads(r"transformer\.decoder"),
+        # detrex releases spelled the norm "enc_outpout_norm" for a while
+        *_two_stage(r"transformer", norm_names="enc_output_norm|enc_outpout_norm"),
+        *_detrex_deformable_body(),
+    )
+
+
+# ---------------------------------------------------------------------------------- DINO
+
+
+def _dino_decoder_heads() -> tuple[Rule, ...]:
+    """Per-layer heads, their decoder aliases, the anchor head and the final decoder norm."""
+    return (
+        Alias(
+            r"transformer\.decoder\.(?P<head>class_embed|bbox_embed)\.(?P<rest>\d+\..+)",
+            r"\g<head>.\g<rest>",
+            "second name of a prediction head (the decoder refines anchors with it)",
+        ),
+        Rename(
+            rf"class_embed\.{_N}\.{_P}",
+            "class_embed.{n}.{p}",
+            transform=CocoClassRows(with_no_object=False),
+        ),
+        Rename(rf"bbox_embed\.{_N}\.layers\.(?P<j>\d+)\.{_P}", "bbox_embed.{n}.layers.{j}.{p}"),
+        _mlp(r"transformer\.decoder\.ref_point_head", "decoder.ref_point_head"),
+        Rename(rf"transformer\.decoder\.norm\.{_P}", "decoder.norm.{p}"),
+        Rename(r"transformer\.tgt_embed\.weight", "tgt_embed.weight"),
+        Rename(rf"transformer\.enc_output\.{_P}", "enc_output.{p}"),
+        Rename(rf"transformer\.enc_output_norm\.{_P}", "enc_output_norm.{p}"),
+        # the denoising label embedding (official: 92 rows by category id; detrex: 80)
+        Rename(
+            r"label_enc\.weight",
+            "denoising.label_embed.weight",
+            transform=CocoClassRows(with_no_object=False, id_rows=92),
+        ),
+    )
+
+
+def _official_dino() -> tuple[Rule, ...]:
+    """IDEA-Research/DINO: the official Deformable DETR body plus DINO's parts; the proposal
+    heads are ``transformer.enc_out_{class,bbox}_embed`` (91 class rows by category id)."""
+    return (
+        Rename(
+            rf"transformer\.enc_out_class_embed\.{_P}",
+            "enc_class_embed.{p}",
+            transform=CocoClassRows(with_no_object=False),
+        ),
+        _mlp(r"transformer\.enc_out_bbox_embed", "enc_bbox_embed"),
+        *_dino_decoder_heads(),
+        *_official_deformable_body(),
+    )
+
+
+def _detrex_dino() -> tuple[Rule, ...]:
+    """detrex projects/dino: detrex's Deformable DETR body plus DINO's parts; the proposal heads
+    are ``class_embed.{L}`` / ``bbox_embed.{L}`` (80 class rows)."""
+    return (
+        Rename(
+            rf"class_embed\.{_L}\.{_P}",
+            "enc_class_embed.{p}",
+            transform=CocoClassRows(with_no_object=False),
+        ),
+        Rename(rf"bbox_embed\.{_L}\.layers\.(?P<j>\d+)\.{_P}", "enc_bbox_embed.layers.{j}.{p}"),
+        *_dino_decoder_heads(),
+        *_detrex_deformable_body(),
     )
 
 
@@ -440,6 +517,18 @@ RULE_SETS: dict[tuple[str, str], RuleSet] = {
         "detrex",
         _detrex_deformable(),
         description="detrex projects/deformable_detr (plain, box refinement, two-stage)",
+    ),
+    ("dino", "official"): RuleSet(
+        "dino",
+        "official",
+        _official_dino(),
+        description="IDEA-Research/DINO (4-scale ResNet, checkpoint00{11,23,33}_4scale.pth)",
+    ),
+    ("dino", "detrex"): RuleSet(
+        "dino",
+        "detrex",
+        _detrex_dino(),
+        description="detrex projects/dino (dino_r50/r101_4scale_*.pth)",
     ),
 }
 

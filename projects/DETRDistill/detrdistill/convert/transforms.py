@@ -38,16 +38,19 @@ class CocoClassRows(Transform):
 
     Attributes:
         with_no_object: the head ends with a no-object row (softmax DETR).
+        id_rows: rows of a table indexed by category id, if not 91 (92 with no-object): DINO's
+            denoising label embedding has ``dn_labelbook_size + 1`` = 92 rows, the last unused.
     """
 
     with_no_object: bool = False
+    id_rows: int | None = None
 
     def __call__(self, value: Tensor, target_shape: torch.Size, key: str) -> tuple[Tensor, str]:
         rows = target_shape[0]
         if value.shape[0] == rows:
             return value, ""
         index = list(COCO_CATEGORY_IDS) + ([_DETR_NO_OBJECT_ROW] if self.with_no_object else [])
-        by_id = _DETR_NO_OBJECT_ROW + (1 if self.with_no_object else 0)
+        by_id = self.id_rows or _DETR_NO_OBJECT_ROW + (1 if self.with_no_object else 0)
         if value.shape[0] != by_id:
             raise ConversionError(
                 f"{key}: {value.shape[0]} class rows; expected {by_id} (indexed by COCO "

@@ -10,12 +10,12 @@ too). A new group kind is one builder here plus its entry in :func:`default_grou
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch import nn
 
-from ..modeling.outputs import DETROutput, QueryGroup
+from ..modeling.outputs import DETROutput, EncoderOutputs, QueryGroup
 from .adapters import QueryAdapter
 
 __all__ = [
@@ -110,18 +110,46 @@ class TeacherQueryGroup(QueryGroupBuilder):
         self.reference = reference
 
     def forward(self, context: GroupContext) -> dict[str, QueryGroup]:
-        return {"student": self.adapt(context.teacher_output.queries, context.student)}
+        output = context.teacher_output
+        group = self.adapt(output.queries, context.student, context.teacher, output.encoder)
+        return {"student": group}
 
-    def adapt(self, teacher_queries: QueryGroup, student: nn.Module) -> QueryGroup:
-        """
+    def adapt(
+        self,
+        teacher_queries: QueryGroup,
+        student: nn.Module,
+        teacher: nn.Module | None = None,
+        teacher_encoder: EncoderOutputs | None = None,
+    ) -> QueryGroup:
+        """A teacher that derives positional queries from its anchors (DINO) hands over those of
+        its first decoder layer; a student that does so (DINO) gets none.
+
         Args:
             teacher_queries: content/pos (B, Qt, D_t), reference (B, Qt, 2|4) or None.
             student: the student (its ``reference_from_pos`` for "student_head").
+            teacher, teacher_encoder: the teacher and its encoder outputs (needed when the
+                teacher derives its positional queries and the student uses them).
 
         Returns:
-            QueryGroup with content/pos (B, Qt, D_s).
+            QueryGroup with content (and pos) (B, Qt, D_s).
         """
+        if (
+            teacher_queries.pos is None
+            and not student.positions_from_reference
+            and teacher is not None
+            and teacher.positions_from_reference
+        ):
+            if teacher_encoder is None:
+                raise ValueError(
+                    f"{type(teacher).__name__} derives its positional queries from its anchors "
+                    "and the valid ratios of its encoder levels: pass teacher_encoder"
+                )
+            with torch.no_grad():
+                pos = teacher.positional_queries(teacher_queries, teacher_encoder)
+            teacher_queries = replace(teacher_queries, pos=pos)
         group = self.adapter(teacher_queries)
+        if student.positions_from_reference:
+            group = replace(group, pos=None)
         if self.reference == "student_head":
             if group.pos is None:
                 raise ValueError(

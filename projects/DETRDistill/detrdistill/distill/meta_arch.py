@@ -14,7 +14,7 @@ from torch import nn
 
 from ..modeling.denoising import DENOISING
 from ..modeling.meta_arch.base import DETRBase
-from ..modeling.outputs import DETROutput, QueryGroup
+from ..modeling.outputs import DETROutput, EncoderOutputs, QueryGroup
 from .groups import (
     MODELS,
     TEACHER_QUERIES,
@@ -343,19 +343,24 @@ class DistillationDetector(nn.Module):
                 built[model][name] = group
         return built
 
-    def teacher_query_group(self, teacher_queries: QueryGroup) -> QueryGroup:
+    def teacher_query_group(
+        self, teacher_queries: QueryGroup, teacher_encoder: EncoderOutputs | None = None
+    ) -> QueryGroup:
         """The teacher's initial queries as the student decoder's ``"teacher_queries"`` group:
         widths adapted to the student's, references per ``teacher_query_reference``.
 
         Args:
             teacher_queries: content/pos (B, Qt, D_t), reference (B, Qt, 2|4) or None.
+            teacher_encoder: the teacher's encoder outputs (needed for a DINO teacher whose
+                positional queries the student uses).
 
         Returns:
-            QueryGroup with content/pos (B, Qt, D_s).
+            QueryGroup with content (and pos) (B, Qt, D_s).
         """
         if TEACHER_QUERIES not in self.group_builders:
             raise ValueError(f"no loss reads the {TEACHER_QUERIES!r} query group")
-        return self.group_builders[TEACHER_QUERIES].adapt(teacher_queries, self.student)
+        builder = self.group_builders[TEACHER_QUERIES]
+        return builder.adapt(teacher_queries, self.student, self.teacher, teacher_encoder)
 
     @torch.no_grad()
     def run_teacher(

@@ -5,6 +5,7 @@ from .conditional_detr import ConditionalDETR
 from .dab_detr import DABDETR
 from .deformable_detr import DeformableDETR
 from .detr import DETR
+from .dino import DINO
 
 __all__ = [
     "DETRBase",
@@ -12,5 +13,6 @@ __all__ = [
     "ConditionalDETR",
     "DABDETR",
     "DeformableDETR",
+    "DINO",
     "query_group_mask",
 ]

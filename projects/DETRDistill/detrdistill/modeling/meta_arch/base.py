@@ -390,6 +390,24 @@ class DETRBase(nn.Module):
         """
         raise NotImplementedError
 
+    #: Clamp of :func:`~detrdistill.layers.inverse_sigmoid` when boxes are predicted as offsets to
+    #: references (the official code's value: 1e-5 Deformable DETR, 1e-3 DINO).
+    inverse_sigmoid_eps: float = 1e-5
+
+    #: The decoder derives positional queries from ``QueryGroup.reference`` (DINO): the model's
+    #: query groups carry ``pos=None``, and so must a group given from outside.
+    positions_from_reference: bool = False
+
+    def positional_queries(self, queries: QueryGroup, encoder: EncoderOutputs) -> Tensor:
+        """Positional queries (B, Q, D) of one of this model's query groups, as its first decoder
+        layer uses them (``queries.pos``, or derived from ``queries.reference`` by variants with
+        :attr:`positions_from_reference`)."""
+        if queries.pos is not None:
+            return queries.pos
+        raise NotImplementedError(
+            f"{type(self).__name__} does not derive positional queries from reference points"
+        )
+
     @property
     def has_reference_head(self) -> bool:
         """Whether :meth:`reference_from_pos` maps positional queries to reference points."""
@@ -480,7 +498,7 @@ class DETRBase(nn.Module):
             logits.append(self.class_embed[index](hidden))
             delta = self.bbox_embed[index](hidden)
             if references is not None:
-                ref = inverse_sigmoid(references[index])
+                ref = inverse_sigmoid(references[index], self.inverse_sigmoid_eps)
                 width = ref.shape[-1]
                 delta = torch.cat([delta[..., :width] + ref, delta[..., width:]], -1)
             boxes.append(delta.sigmoid())

@@ -12,6 +12,7 @@ from torch import Tensor, nn
 from ...layers import MLP, coordinate_sine_embedding
 from ..outputs import EncoderOutputs, QueryGroup
 from .base import DETRBase, sine_point_queries
+from .proposals import encoder_proposals, top_proposals
 
 __all__ = ["DeformableDETR"]
 
@@ -88,13 +89,12 @@ class DeformableDETR(DETRBase):
         return self.reference_points(pos).sigmoid()
 
     def _two_stage_queries(self, encoder: EncoderOutputs):
-        memory, proposals = self._encoder_proposals(encoder)
+        proposals, valid = encoder_proposals(encoder)
+        memory = self.enc_output_norm(self.enc_output(encoder.memory.masked_fill(~valid, 0.0)))
         logits = self.enc_class_embed(memory)
-        coords = self.enc_bbox_embed(memory) + proposals
+        coords = self.enc_bbox_embed(memory) + proposals.to(memory.dtype)
         k = min(self.num_queries, memory.shape[1])
-        invalid = torch.isinf(proposals).any(-1)
-        ranking = logits.max(-1).values.masked_fill(invalid, float("-inf"))
-        top = ranking.topk(k, dim=1).indices
+        top = top_proposals(logits.max(-1).values, valid, k)
         top_logits = torch.gather(logits, 1, top[..., None].expand(-1, -1, logits.shape[-1]))
         top_boxes = torch.gather(coords, 1, top[..., None].expand(-1, -1, 4)).sigmoid()
         return self._proposal_queries(top_boxes.detach()), (top_logits, top_boxes)
@@ -115,33 +115,3 @@ class DeformableDETR(DETRBase):
         if self.as_two_stage:
             return self._proposal_queries(boxes)
         return sine_point_queries(boxes, self.hidden_dim)
-
-    def _encoder_proposals(self, encoder: EncoderOutputs) -> tuple[Tensor, Tensor]:
-        """One box proposal per memory token.
-
-        Returns:
-            transformed memory (B, S, D) (zero on invalid tokens) and proposals (B, S, 4) in
-            inverse-sigmoid space (+inf on padding and near-border tokens).
-        """
-        memory, mask = encoder.memory, encoder.memory_mask
-        batch = memory.shape[0]
-        proposals = []
-        for level, (height, width) in enumerate(encoder.spatial_shapes.tolist()):
-            start = int(encoder.level_start_index[level])
-            level_mask = mask[:, start : start + height * width].view(batch, height, width)
-            valid_h = (~level_mask[:, :, 0]).sum(1).clamp(min=1)
-            valid_w = (~level_mask[:, 0, :]).sum(1).clamp(min=1)
-            ys, xs = torch.meshgrid(
-                torch.arange(height, device=memory.device, dtype=torch.float32),
-                torch.arange(width, device=memory.device, dtype=torch.float32),
-                indexing="ij",
-            )
-            scale = torch.stack([valid_w, valid_h], -1).view(batch, 1, 1, 2).float()
-            centers = (torch.stack([xs, ys], -1)[None] + 0.5) / scale
-            sizes = torch.full_like(centers, 0.05 * 2.0**level)
-            proposals.append(torch.cat([centers, sizes], -1).view(batch, -1, 4))
-        proposals = torch.cat(proposals, 1)
-        valid = ((proposals > 0.01) & (proposals < 0.99)).all(-1, keepdim=True) & ~mask[..., None]
-        proposals = torch.log(proposals / (1 - proposals)).masked_fill(~valid, float("inf"))
-        memory = memory.masked_fill(~valid, 0.0)
-        return self.enc_output_norm(self.enc_output(memory)), proposals.to(memory.dtype)

@@ -4,6 +4,7 @@ from .common import FFN, DecoderRawOutput
 from .conditional_transformer import ConditionalDecoder, DabDecoder
 from .deformable_transformer import DeformableDecoder, DeformableEncoder
 from .detr_transformer import DetrDecoder, DetrEncoder
+from .dino_transformer import DinoDecoder
 
 __all__ = [
     "FFN",
@@ -14,4 +15,5 @@ __all__ = [
     "DeformableDecoder",
     "ConditionalDecoder",
     "DabDecoder",
+    "DinoDecoder",
 ]
