@@ -13,3 +13,6 @@ size = dict(hidden_dim=128, num_queries=30, num_classes=5)
 # shapes_train: the dense-attention detectors start from it, as they start from ImageNet weights
 # on COCO (from scratch they do not learn in a CPU budget; see the README).
 pretrained_backbone = "detrdistill://shipped/shapes_resnet18_w32_backbone.pth"
+# The 16-wide backbone of the nano students, trained inside the nano Deformable DETR
+# (shapes/deformable_detr_nano_backbone_source.py).
+nano_pretrained_backbone = "detrdistill://shipped/shapes_resnet18_w16_backbone.pth"
