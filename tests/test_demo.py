@@ -104,23 +104,11 @@ def test_pair_missing_names_exactly_what_is_absent():
     assert missing[1] == "the packaged config(s) detrdistill/no_such_config.py"
 
 
-def test_conditional_pair_fails_with_a_clear_message(capsys):
-    with pytest.raises(demo.PairNotAvailable) as info:
-        demo.resolve_pair("conditional")
-    message = str(info.value)
-    assert "the shipped Conditional DETR (tiny) teacher is not available yet" in message
-    assert "shapes_conditional_detr_tiny_teacher.pth" in message
-    missing = demo.PAIRS["conditional"].missing()
-    assert missing and all(item in message for item in missing)
-    assert "Runnable pairs: deformable." in message
-    # the command line refuses it (exit 2) before anything runs: no silent fallback
-    with pytest.raises(SystemExit) as exit_info:
-        demo.main(["--pair", "conditional", "--output-dir", "/nonexistent/demo"])
-    assert exit_info.value.code == 2
-    captured = capsys.readouterr()
-    assert "not available yet" in captured.err and captured.out == ""
-    assert not os.path.exists("/nonexistent/demo")
-
+def test_conditional_pair_is_runnable():
+    pair = demo.resolve_pair("conditional")
+    assert pair.missing() == []
+    assert pair.teacher_config == "shapes/conditional_detr_tiny_teacher.py"
+    assert [label for label, _ in pair.students] == ["baseline", "DETRDistill", "D3ETR"]
 
 def test_bad_arguments_exit_2(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as info:

@@ -79,6 +79,9 @@ CHECKPOINTS: dict[str, str] = {
 CHECKPOINTS["shapes/deformable_detr_tiny_teacher"] = (
     f"{CHECKPOINT_PREFIX}shipped/shapes_deformable_detr_tiny_teacher.pth"
 )
+CHECKPOINTS["shapes/conditional_detr_tiny_teacher"] = (
+    f"{CHECKPOINT_PREFIX}shipped/shapes_conditional_detr_tiny_teacher.pth"
+)
 
 
 def configs_root() -> Path:
