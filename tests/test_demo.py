@@ -104,6 +104,11 @@ def test_pair_missing_names_exactly_what_is_absent():
     assert missing[1] == "the packaged config(s) detrdistill/no_such_config.py"
 
 
+def test_each_pair_has_its_own_default_output_dir():
+    assert demo.default_output_dir("deformable") == "./output/demo"
+    assert demo.default_output_dir("conditional") == "./output/demo_conditional"
+
+
 def test_conditional_pair_is_runnable():
     pair = demo.resolve_pair("conditional")
     assert pair.missing() == []

@@ -157,6 +157,11 @@ DEFAULT_PAIR = "deformable"
 RELATIVE_COST = {"baseline": 1.0, "DETRDistill": 2.2, "D3ETR": 2.4}
 
 
+def default_output_dir(pair: str) -> str:
+    """``./output/demo`` for the default pair, ``./output/demo_<pair>`` for another."""
+    return "./output/demo" if pair == DEFAULT_PAIR else f"./output/demo_{pair}"
+
+
 class PairNotAvailable(LookupError):
     """A ``--pair`` whose teacher or students are not in this installation."""
 
@@ -339,7 +344,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="training iterations of each student",
     )
     parser.add_argument("--evals", type=int, default=6, help="evaluations of each student")
-    parser.add_argument("--output-dir", default="./output/demo")
+    parser.add_argument(
+        "--output-dir",
+        default=None,
+        help="where logs, results and pictures go (default ./output/demo for the default pair, "
+        "./output/demo_<pair> for another, so that runs of two pairs do not overwrite each other)",
+    )
     parser.add_argument(
         "--latency-images", type=int, default=40, help="validation images timed per model"
     )
@@ -481,6 +491,8 @@ def main(argv: list[str] | None = None) -> dict:
         warnings.filterwarnings("ignore", message=re.escape(message), category=category)
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.output_dir is None:
+        args.output_dir = default_output_dir(args.pair)
     if min(args.iters, args.evals, args.latency_images) < 1:
         parser.error("--iters, --evals and --latency-images must be >= 1")
     try:
