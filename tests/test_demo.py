@@ -115,6 +115,7 @@ def test_conditional_pair_is_runnable():
     assert pair.teacher_config == "shapes/conditional_detr_tiny_teacher.py"
     assert [label for label, _ in pair.students] == ["baseline", "DETRDistill", "D3ETR"]
 
+
 def test_bad_arguments_exit_2(tmp_path, monkeypatch):
     with pytest.raises(SystemExit) as info:
         demo.main(["--iters", "0"])
