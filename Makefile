@@ -1,12 +1,12 @@
-# DETRDistill developer commands. Every target installs what is missing first (scripts/install.sh).
+# DETRDistill developer commands. Every target installs what is missing first (install/install.sh).
 PY := .venv/bin/python
 STAMP := .venv/.detrdistill-installed
 JOBS ?= 2
 
 .PHONY: install test test-fast demo lint format clean
 
-$(STAMP): scripts/install.sh scripts/repack_detectron2_wheel.py setup.cfg pyproject.toml
-	bash scripts/install.sh
+$(STAMP): install/install.sh install/repack_detectron2_wheel.py setup.cfg pyproject.toml
+	bash install/install.sh
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -21,7 +21,7 @@ from detectron2.engine import launch
 
 import detrdistill  # noqa: F401  (registers models, datasets and the model-zoo names)
 from detrdistill.engine import argument_parser, do_eval_only, do_train, setup
-from detrdistill.engine.cli import ConfigOverrideError, load_config
+from detrdistill.engine.train_net_cli import ConfigOverrideError, load_config
 
 
 def main(args: argparse.Namespace):

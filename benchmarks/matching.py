@@ -131,7 +131,9 @@ def build_workload(
     """
     gen = torch.Generator().manual_seed(args.seed)
     bsz, qs, qt, classes = args.batch_size, args.student_queries, args.teacher_queries, args.classes
-    gt_matcher = HungarianMatcher(cost_class=2.0, cost_bbox=5.0, cost_giou=2.0)
+    gt_matcher = HungarianMatcher(
+        cost_class=2.0, cost_bbox=5.0, cost_giou=2.0, class_cost_type="focal"
+    )
     ts_matcher = TeacherStudentMatcher()
     targets = [
         {

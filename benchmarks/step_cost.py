@@ -51,7 +51,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from detrdistill import model_zoo
 from detrdistill.distill.teacher import load_teacher_weights
-from detrdistill.engine.cli import resolve_config_file
+from detrdistill.engine.train_net_cli import resolve_config_file
 
 __all__ = ["PRESETS", "build_parser", "load_configs", "main", "synthetic_batch"]
 

@@ -80,7 +80,7 @@ class OfficialDecoder(nn.Module):
         return self.decoder.ref_point_head(pos).sigmoid()
 
     def forward(self, *, content, pos, memory, memory_mask, memory_pos, **unused):
-        from detrdistill.modeling.transformers.common import DecoderRawOutput
+        from detrdistill.modeling.transformers import DecoderRawOutput
 
         hidden, reference = self.decoder(
             content.transpose(0, 1),

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from detrdistill import demo
-from detrdistill.scripts import demo_progress
+from detrdistill.tools import demo_progress
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

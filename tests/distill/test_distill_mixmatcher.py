@@ -256,14 +256,16 @@ class TestAttentionLosses(unittest.TestCase):
             AttentionDistillation(cross_attn_scope="image")
 
 
-def _outputs(deformable, layers=2, queries=4, extra_queries=None):
+def _outputs(deformable, layers=2, queries=4, teacher_group_queries=None):
     kwargs = {"deformable": (SHAPES, 2)} if deformable else {"tokens": 16}
     encoder = make_encoder(batch=2, dim=4, shapes=SHAPES)
-    extra = None
-    if extra_queries is not None:
-        extra = make_decoder(layers=layers, batch=2, queries=extra_queries, classes=3, **kwargs)
+    group = None
+    if teacher_group_queries is not None:
+        group = make_decoder(
+            layers=layers, batch=2, queries=teacher_group_queries, classes=3, **kwargs
+        )
     decoder = make_decoder(layers=layers, batch=2, queries=queries, classes=3, **kwargs)
-    return make_output(decoder, encoder, extra)
+    return make_output(decoder, encoder, group)
 
 
 def _dense(cross, deformable):
@@ -378,7 +380,7 @@ class TestAdaptiveMatchingDistillation(unittest.TestCase):
     def test_layer_reduction_mean(self):
         torch.manual_seed(5)
         teacher = as_teacher(_outputs(False, layers=3, queries=3))
-        student = as_student(_outputs(False, layers=2, queries=4, extra_queries=3))
+        student = as_student(_outputs(False, layers=2, queries=4, teacher_group_queries=3))
         inputs = make_inputs(teacher, student, layer_pairs=[(0, 1), (1, 2)])
         for cls in (AdaptiveMatchingDistillation, FixedMatchingDistillation):
             kwargs = dict(self_attn_weight=1.0, cross_attn_weight=1.0)
@@ -393,7 +395,7 @@ class TestAdaptiveMatchingDistillation(unittest.TestCase):
         for deformable in (False, True):
             torch.manual_seed(6)
             teacher = trainable(_outputs(deformable, layers=2, queries=3))
-            student = as_student(_outputs(deformable, layers=2, queries=4, extra_queries=3))
+            student = as_student(_outputs(deformable, layers=2, queries=4, teacher_group_queries=3))
             for cls in (AdaptiveMatchingDistillation, FixedMatchingDistillation):
                 loss = cls(self_attn_weight=1.0, cross_attn_weight=1.0)
                 sum(loss(make_inputs(teacher, student)).values()).backward()
@@ -413,7 +415,7 @@ class TestFixedMatchingDistillation(unittest.TestCase):
         for deformable in (False, True):
             torch.manual_seed(3)
             teacher = trainable(_outputs(deformable, layers=2, queries=3))
-            student = as_student(_outputs(deformable, layers=2, queries=5, extra_queries=3))
+            student = as_student(_outputs(deformable, layers=2, queries=5, teacher_group_queries=3))
             inputs = make_inputs(teacher, student)
             loss = FixedMatchingDistillation(
                 prediction=PredictionDistillation(class_weight=2.0),
@@ -423,19 +425,19 @@ class TestFixedMatchingDistillation(unittest.TestCase):
             out = loss(inputs)
             identity = [[(i, i) for i in range(3)]] * 2
             expected = dict.fromkeys(out, 0.0)
-            extra, tdec = student.groups["teacher_queries"], teacher.decoder
+            group, tdec = student.groups["teacher_queries"], teacher.decoder
             for layer in range(2):
                 pred = hand_prediction_loss(
-                    extra.pred_logits[layer],
-                    extra.pred_boxes[layer],
+                    group.pred_logits[layer],
+                    group.pred_boxes[layer],
                     tdec.pred_logits[layer],
                     tdec.pred_boxes[layer],
                     identity,
                     weights=(2, 5, 2),
                 )
-                # the extra group's whole (Qt x Qt) block against the teacher's
-                pred["self_attn"] = 1.5 * _kl(extra.self_attn[layer], tdec.self_attn[layer])
-                s_dense = _dense(extra.cross_attn[layer], deformable)
+                # the teacher-query group's whole (Qt x Qt) block against the teacher's
+                pred["self_attn"] = 1.5 * _kl(group.self_attn[layer], tdec.self_attn[layer])
+                s_dense = _dense(group.cross_attn[layer], deformable)
                 t_dense = _dense(tdec.cross_attn[layer], deformable)
                 pred["cross_attn"] = 0.5 * _kl(s_dense, t_dense)
                 for key in expected:
@@ -443,14 +445,14 @@ class TestFixedMatchingDistillation(unittest.TestCase):
             for key in out:
                 self.assertAlmostEqual(out[key].item(), expected[key], places=4, msg=key)
             sum(out.values()).backward()
-            self.assertGreater(extra.pred_logits.grad.abs().sum().item(), 0)
+            self.assertGreater(group.pred_logits.grad.abs().sum().item(), 0)
             self.assertIsNone(student.decoder.pred_logits.grad)  # own queries untouched
             self.assertEqual(grad_norm(float_leaves(teacher)), 0.0)
 
     def test_identical_is_zero_and_errors(self):
         torch.manual_seed(4)
         teacher = as_teacher(_outputs(False, queries=3))
-        student = as_student(_outputs(False, queries=5, extra_queries=3))
+        student = as_student(_outputs(False, queries=5, teacher_group_queries=3))
         student.groups["teacher_queries"] = as_student(teacher.decoder)
         loss = FixedMatchingDistillation(
             prediction=PredictionDistillation(class_loss="binary_kl"),

@@ -232,7 +232,7 @@ def test_legitimate_overrides_apply(tmp_path):
 
 def test_distillation_config_overrides(tmp_path):
     cfg = model_zoo.get_config(DISTILL_CONFIG)
-    from detrdistill.engine.cli import apply_overrides
+    from detrdistill.engine.train_net_cli import apply_overrides
 
     apply_overrides(
         cfg,

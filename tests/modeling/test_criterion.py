@@ -60,10 +60,10 @@ class TestSetCriterion(unittest.TestCase):
         self.targets = [
             {"labels": torch.tensor([1]), "boxes": torch.tensor([[0.5, 0.5, 0.4, 0.2]])}
         ]
-        self.matcher = HungarianMatcher(2.0, 5.0, 2.0)
+        self.matcher = HungarianMatcher(2.0, 5.0, 2.0, class_cost_type="focal")
 
     def test_focal_hand_values(self):
-        crit = SetCriterion(2, self.matcher, WEIGHTS)
+        crit = SetCriterion(2, self.matcher, WEIGHTS, "focal")
         losses, indices = crit(_outputs(self.logits[None], self.boxes[None]), self.targets)
         self.assertEqual(set(losses), {"loss_class", "loss_bbox", "loss_giou"})
         expected_class = focal_neg(0.0) + focal_pos(1.0) + focal_neg(-1.0) + focal_neg(2.0)
@@ -90,7 +90,7 @@ class TestSetCriterion(unittest.TestCase):
     def test_aux_layers_keys_and_indices(self):
         logits = self.logits[None].repeat(3, 1, 1, 1)
         boxes = self.boxes[None].repeat(3, 1, 1, 1)
-        crit = SetCriterion(2, self.matcher, WEIGHTS)
+        crit = SetCriterion(2, self.matcher, WEIGHTS, "focal")
         losses, indices = crit(
             _outputs(logits, boxes, enc_logits=None, enc_boxes=None), self.targets
         )
@@ -101,7 +101,7 @@ class TestSetCriterion(unittest.TestCase):
             torch.testing.assert_close(losses[k + "_0"], losses[k])
 
     def test_given_indices_override_matching(self):
-        crit = SetCriterion(2, _NoMatcher(), WEIGHTS)
+        crit = SetCriterion(2, _NoMatcher(), WEIGHTS, "focal")
         given = [[(torch.tensor([1]), torch.tensor([0]))]]
         losses, indices = crit(_outputs(self.logits[None], self.boxes[None]), self.targets, given)
         self.assertIs(indices[0], given[0])
@@ -119,7 +119,7 @@ class TestSetCriterion(unittest.TestCase):
             {"labels": torch.tensor([0, 1]), "boxes": torch.rand(2, 4) * 0.5 + 0.25},
             {"labels": torch.tensor([1]), "boxes": torch.rand(1, 4) * 0.5 + 0.25},
         ]
-        crit = SetCriterion(2, self.matcher, {k: 1.0 for k in WEIGHTS})
+        crit = SetCriterion(2, self.matcher, {k: 1.0 for k in WEIGHTS}, "focal")
         losses, indices = crit(_outputs(logits, boxes), targets)
         (i0, j0), (i1, j1) = indices[0]
         src = torch.cat([boxes[0, 0, i0], boxes[0, 1, i1]])
@@ -145,7 +145,7 @@ class TestSetCriterion(unittest.TestCase):
             self.assertEqual(boxes.grad.abs().sum().item(), 0.0)
         # focal: all negatives, divided by num_boxes clamped to 1
         logits = torch.tensor([[[[0.5, -1.0]]]])
-        losses, _ = SetCriterion(2, self.matcher, WEIGHTS)(
+        losses, _ = SetCriterion(2, self.matcher, WEIGHTS, "focal")(
             _outputs(logits, torch.rand(1, 1, 1, 4)), empty
         )
         self.assertAlmostEqual(
@@ -154,7 +154,7 @@ class TestSetCriterion(unittest.TestCase):
 
     def test_two_stage_proposals(self):
         enc_logits = torch.tensor([[[1.0, -1.0], [0.0, 0.5]]])
-        crit = SetCriterion(2, self.matcher, WEIGHTS, binary_enc_targets=True)
+        crit = SetCriterion(2, self.matcher, WEIGHTS, "focal", binary_enc_targets=True)
         outputs = _outputs(
             self.logits[None], self.boxes[None], enc_logits=enc_logits, enc_boxes=self.boxes
         )
@@ -173,12 +173,35 @@ class TestSetCriterion(unittest.TestCase):
             {"labels": torch.tensor([0, 2]), "boxes": torch.rand(2, 4) * 0.5 + 0.25},
             {"labels": torch.tensor([1]), "boxes": torch.rand(1, 4) * 0.5 + 0.25},
         ]
-        crit = SetCriterion(3, self.matcher, WEIGHTS)
+        crit = SetCriterion(3, self.matcher, WEIGHTS, "focal")
         losses, _ = crit(_outputs(logits, raw_boxes.sigmoid()), targets)
         sum(losses.values()).backward()
         for layer in range(2):
             self.assertTrue(logits.grad[layer].abs().sum() > 0)
             self.assertTrue(raw_boxes.grad[layer].abs().sum() > 0)
+
+    def test_class_type_flows_from_the_criterion_to_its_matcher(self):
+        """One value decides: an unset matcher takes the criterion's, a contradicting explicit
+        one is an error naming both keys, and nothing computes without a class type."""
+        matcher = HungarianMatcher()
+        SetCriterion(2, matcher, WEIGHTS, loss_class_type="softmax")
+        self.assertEqual(matcher.class_cost_type, "softmax")
+        with self.assertRaisesRegex(
+            ValueError,
+            r"model\.criterion\.matcher\.class_cost_type='focal' disagrees with "
+            r"model\.criterion\.loss_class_type='softmax'",
+        ):
+            SetCriterion(2, HungarianMatcher(class_cost_type="focal"), WEIGHTS, "softmax")
+        unset = SetCriterion(2, HungarianMatcher(), WEIGHTS)
+        outputs = _outputs(self.logits[None], self.boxes[None])
+        with self.assertRaisesRegex(RuntimeError, "HungarianMatcher has no class type"):
+            unset(outputs, self.targets)
+        with self.assertRaisesRegex(RuntimeError, "SetCriterion has no class type"):
+            unset(outputs, self.targets, indices=[[(torch.tensor([0]), torch.tensor([0]))]])
+        unset.adopt_class_type("focal")
+        self.assertEqual((unset.loss_class_type, unset.matcher.class_cost_type), ("focal",) * 2)
+        with self.assertRaisesRegex(ValueError, "must be one of"):
+            SetCriterion(2, HungarianMatcher(), WEIGHTS, loss_class_type="sigmoid")
 
     def test_missing_weight_raises(self):
         with self.assertRaises(KeyError):

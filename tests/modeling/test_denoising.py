@@ -188,7 +188,10 @@ def test_denoising_losses_by_hand():
     logits = torch.randn(layers, 2, 4, num_classes)
     boxes = torch.tensor([0.45, 0.55, 0.3, 0.3]) + 0.05 * torch.rand(layers, 2, 4, 4)
     criterion = SetCriterion(
-        num_classes, HungarianMatcher(), {"loss_class": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0}
+        num_classes,
+        HungarianMatcher(),
+        {"loss_class": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0},
+        loss_class_type="focal",
     )
     outputs = DecoderOutputs(logits, boxes, torch.zeros(layers, 2, 4, 1))
     losses = criterion.denoising_losses(outputs, targets, assignment, num_groups=2)

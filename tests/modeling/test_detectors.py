@@ -9,6 +9,7 @@ from detectron2.config import LazyConfig, instantiate
 from detectron2.modeling import META_ARCH_REGISTRY
 from detectron2.structures import Boxes, Instances
 from detectron2.utils.events import EventStorage
+from omegaconf import OmegaConf
 
 import detrdistill
 from detrdistill.layers import DeformableAttentionWeights
@@ -192,6 +193,31 @@ def test_bad_extra_group_is_rejected_with_a_clear_error():
         own = model.run(images).queries
     with pytest.raises(ValueError, match="reference"):
         model.run(images, groups={"bad": QueryGroup(own.content, own.pos, None)})
+
+
+@pytest.mark.parametrize("name,default", [("detr", "softmax"), ("deformable_detr", "focal")])
+def test_model_loss_class_type_is_the_one_key_of_the_class_type(name, default):
+    """The criterion and its matcher take model.loss_class_type; overriding it alone switches
+    all three (and the class head's width); an explicit contradicting value names both keys."""
+    cfg = LazyConfig.load(str(CONFIGS / f"common/models/{name}.py"))
+    cfg.model.update(hidden_dim=HIDDEN, num_queries=QUERIES, num_classes=CLASSES)
+    other = {"softmax": "focal", "focal": "softmax"}[default]
+    for class_type in (default, other):
+        cfg.model.loss_class_type = class_type
+        with torch.device("meta"):
+            model = instantiate(cfg.model)
+        kinds = (model.criterion.loss_class_type, model.criterion.matcher.class_cost_type)
+        assert kinds == (class_type, class_type)
+        width = CLASSES + 1 if class_type == "softmax" else CLASSES
+        assert model.class_embed[0].out_features == width
+    cfg.model.loss_class_type = default
+    for key in ("criterion.loss_class_type", "criterion.matcher.class_cost_type"):
+        bad = LazyConfig.load(str(CONFIGS / f"common/models/{name}.py"))
+        OmegaConf.update(bad.model, key, other)
+        message = rf"model\.{key}='{other}' disagrees with model\.loss_class_type='{default}'"
+        with pytest.raises(ValueError, match=message):
+            with torch.device("meta"):
+                instantiate(bad.model)
 
 
 def test_unknown_backbone_depth_names_the_config_key():

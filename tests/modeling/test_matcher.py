@@ -105,7 +105,9 @@ class TestHungarianMatcher(unittest.TestCase):
     def test_obvious_match(self):
         boxes = torch.tensor([[[0.2, 0.2, 0.1, 0.1], [0.7, 0.7, 0.2, 0.2], [0.5, 0.5, 0.3, 0.3]]])
         targets = [{"labels": torch.tensor([1, 0]), "boxes": boxes[0, [2, 0]] + 0.01}]
-        src, tgt = HungarianMatcher()(torch.zeros(1, 3, 2), boxes, targets)[0]
+        src, tgt = HungarianMatcher(class_cost_type="focal")(torch.zeros(1, 3, 2), boxes, targets)[
+            0
+        ]
         self.assertEqual(src.tolist(), [0, 2])
         self.assertEqual(tgt.tolist(), [1, 0])
 
@@ -120,7 +122,7 @@ class TestHungarianMatcher(unittest.TestCase):
         boxes[0, 0, 0] = float("nan")
         target = [{"labels": torch.tensor([0]), "boxes": torch.rand(1, 4)}]
         with self.assertRaises(ValueError):
-            HungarianMatcher()(torch.randn(1, 2, 2), boxes, target)
+            HungarianMatcher(class_cost_type="focal")(torch.randn(1, 2, 2), boxes, target)
 
     def test_solver_batch(self):
         cost = torch.tensor([[4.0, 1.0, 3.0], [2.0, 0.0, 5.0], [3.0, 2.0, 2.0]])
@@ -139,7 +141,7 @@ class TestHungarianMatcher(unittest.TestCase):
             {"labels": torch.tensor([0, 2, 1]), "boxes": random_boxes(3)},
             {"labels": torch.tensor([3]), "boxes": random_boxes(1)},
         ]
-        matcher = HungarianMatcher(2.0, 5.0, 2.0)
+        matcher = HungarianMatcher(2.0, 5.0, 2.0, class_cost_type="focal")
         together = matcher.match_layers(logits, boxes, targets)
         self.assertEqual(len(together), 3)
         for layer in range(3):

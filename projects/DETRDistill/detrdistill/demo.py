@@ -44,10 +44,10 @@ from detectron2.evaluation import inference_on_dataset, print_csv_format
 import detrdistill  # noqa: F401  (registrations)
 from detrdistill.checkpoint import SHIPPED, load_init_checkpoint
 from detrdistill.engine import build_model
-from detrdistill.engine.cli import load_config
 from detrdistill.engine.machine import describe_machine, utc_now
+from detrdistill.engine.train_net_cli import load_config
 from detrdistill.model_zoo import get_config, list_configs
-from detrdistill.scripts.demo_progress import (
+from detrdistill.tools.demo_progress import (
     CountingLoader,
     TrainingFailed,
     eval_line,
@@ -56,7 +56,7 @@ from detrdistill.scripts.demo_progress import (
     run_training,
     stage_bar,
 )
-from detrdistill.scripts.demo_views import (
+from detrdistill.tools.demo_views import (
     draw_attention_figure,
     draw_detections_grid,
     draw_matches_figure,
@@ -65,7 +65,7 @@ from detrdistill.scripts.demo_views import (
     plot_ap_curves,
     student_view,
 )
-from detrdistill.scripts.flops import count_flops, parameter_counts
+from detrdistill.tools.flops import count_flops, parameter_counts
 
 __all__ = [
     "PAIRS",
@@ -211,7 +211,7 @@ class Stage:
 
 def read_eval_history(output_dir: str, max_iter: int) -> list[dict]:
     """The COCO box metrics of every evaluation of a run, from its ``metrics.json``
-    (iterations as in :func:`~detrdistill.scripts.demo_progress.eval_row`).
+    (iterations as in :func:`~detrdistill.tools.demo_progress.eval_row`).
 
     Returns:
         list of ``{"iteration", "AP", "AP50", "AP75"}`` (iterations finished), in order.

@@ -4,7 +4,10 @@ Mirrors ``detectron2.model_zoo``: :func:`get_config_file`, :func:`get_config`, :
 :func:`get_checkpoint_url`, plus :func:`list_configs`. Names are paths relative to
 ``detrdistill/configs/`` (``"coco/<file>.py"``); the ``.py`` suffix and a ``DETRDistill/``
 prefix are optional. ``common/*`` files are building blocks, not experiments: they resolve but
-are listed only with ``list_configs(include_common=True)``.
+are listed only with ``list_configs(include_common=True)``. The folders: ``shapes/`` and
+``coco/`` (detectors on the embedded data and on COCO), ``teachers/`` (published COCO teachers,
+converted once), and one per distillation method: ``detrdistill/`` (the DETRDistill method of
+Chang et al., which the package is named after), ``d3etr/``, ``kd_detr/``.
 
 Importing this module (``import detrdistill`` does) also registers two things, both idempotent:
 

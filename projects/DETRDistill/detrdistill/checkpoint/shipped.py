@@ -101,9 +101,8 @@ SHIPPED: dict[str, ShippedWeights] = {
             "OMP_NUM_THREADS=1 python train_net.py --config-file "
             "shapes/deformable_detr_nano_backbone_source.py dataloader.train.num_workers=1 "
             "(4,000 iterations, seed 0, commit abc66b3, 34 min at 0.51 s/it on a busy 2-core "
-            "machine; that nano Deformable DETR reached AP 67.8 / AP50 84.0 on shapes_val); then "
-            "the "
-            "backbone.* entries of model_final.pth's 'model' saved as fp16"
+            "machine; that nano Deformable DETR reached AP 67.8 / AP50 84.0 on shapes_val); "
+            "then the backbone.* entries of model_final.pth's 'model' saved as fp16"
         ),
     ),
 }

@@ -6,11 +6,10 @@ from dataclasses import dataclass, field
 
 from torch import nn
 
+from ..modeling.class_type import check_class_type
 from ..modeling.outputs import DETROutput
 
-__all__ = ["DistillationInputs", "CLASS_TYPES"]
-
-CLASS_TYPES = ("focal", "softmax")
+__all__ = ["DistillationInputs"]
 
 
 @dataclass
@@ -51,8 +50,4 @@ class DistillationInputs:
 
     def __post_init__(self):
         for name in ("teacher_class_type", "student_class_type"):
-            value = getattr(self, name)
-            if value not in CLASS_TYPES:
-                raise ValueError(
-                    f"DistillationInputs.{name} must be one of {CLASS_TYPES}, got {value!r}"
-                )
+            check_class_type(getattr(self, name), f"DistillationInputs.{name}")

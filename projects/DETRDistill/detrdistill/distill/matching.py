@@ -7,8 +7,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from ..layers import box_cxcywh_to_xyxy, generalized_box_iou
+from ..modeling.class_type import check_class_type
 from ..modeling.matcher import linear_sum_assignment_batch
-from .inputs import CLASS_TYPES
 
 __all__ = ["class_probabilities", "layers_as_batch", "split_by_layer", "TeacherStudentMatcher"]
 
@@ -37,11 +37,6 @@ def split_by_layer(items: list, num_layers: int) -> list[list]:
     return [items[p * bsz : (p + 1) * bsz] for p in range(num_layers)]
 
 
-def _check_class_type(class_type: str, what: str = "class_type") -> None:
-    if class_type not in CLASS_TYPES:
-        raise ValueError(f"{what} must be one of {CLASS_TYPES}, got {class_type!r}")
-
-
 def class_probabilities(logits: Tensor, class_type: str) -> Tensor:
     """Foreground class probabilities of a detector's logits.
 
@@ -54,7 +49,7 @@ def class_probabilities(logits: Tensor, class_type: str) -> Tensor:
         Tensor of shape (..., C): ``sigmoid(logits)`` for "focal", ``softmax(logits)`` without
         the no-object column for "softmax".
     """
-    _check_class_type(class_type)
+    check_class_type(class_type, "class_type")
     if class_type == "focal":
         return logits.sigmoid()
     return logits.softmax(-1)[..., :-1]
@@ -161,7 +156,7 @@ class TeacherStudentMatcher(nn.Module):
         Returns:
             Tensor of shape (B, Qs, Qt), float32.
         """
-        _check_class_type(student_class_type, "student_class_type")
+        check_class_type(student_class_type, "student_class_type")
         if student_logits.shape[0] != teacher_probs.shape[0]:
             raise ValueError(
                 f"student batch {student_logits.shape[0]} != teacher batch {teacher_probs.shape[0]}"

@@ -5,7 +5,6 @@
 """
 
 from .amp import build_grad_scaler, module_device_type, resolve_amp_dtype
-from .cli import argument_parser, resolve_config_file, setup
 from .ddp import create_ddp_model, ddp_device_ids
 from .evaluation import do_test
 from .loss_weights import apply_loss_weight_schedules, factor_metric_name
@@ -22,6 +21,7 @@ from .runner import (
 )
 from .schedule import multistep_lr_multiplier
 from .train_loop import DETRTrainer
+from .train_net_cli import argument_parser, resolve_config_file, setup
 
 __all__ = [
     "DETRTrainer",

@@ -8,6 +8,7 @@ from torch.nn import functional as F
 from torchvision.ops import generalized_box_iou_loss
 
 from ..layers import box_cxcywh_to_xyxy
+from .class_type import agree_class_type, check_class_type, require_class_type
 
 __all__ = ["SetCriterion", "sigmoid_focal_loss"]
 
@@ -77,7 +78,9 @@ class SetCriterion(nn.Module):
         matcher: A :class:`~detrdistill.modeling.matcher.HungarianMatcher` (or any callable
             ``(pred_logits, pred_boxes, targets) -> list[(pred_idx, tgt_idx)]``).
         weight_dict: Weights for ``loss_class``, ``loss_bbox`` and ``loss_giou``.
-        loss_class_type: "focal" or "softmax".
+        loss_class_type: "focal" or "softmax"; None (the default) takes the detector's
+            ``model.loss_class_type`` when the detector is built (:meth:`adopt_class_type`), and
+            an explicit value is passed on to the matcher (see :mod:`.class_type`).
         eos_coef: Weight of the no-object class (softmax only).
         focal_alpha: Focal loss alpha.
         focal_gamma: Focal loss gamma.
@@ -92,7 +95,7 @@ class SetCriterion(nn.Module):
         num_classes: int,
         matcher: nn.Module,
         weight_dict: dict[str, float],
-        loss_class_type: str = "focal",
+        loss_class_type: str | None = None,
         eos_coef: float = 0.1,
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
@@ -100,15 +103,17 @@ class SetCriterion(nn.Module):
         binary_enc_targets: bool = False,
     ):
         super().__init__()
-        if loss_class_type not in ("focal", "softmax"):
-            raise ValueError(f"loss_class_type must be 'focal' or 'softmax', got {loss_class_type}")
         missing = [k for k in self.base_keys if k not in weight_dict]
         if missing:
             raise KeyError(f"weight_dict lacks {missing}")
         self.num_classes = num_classes
         self.matcher = matcher
         self.weight_dict = dict(weight_dict)
-        self.loss_class_type = loss_class_type
+        self.loss_class_type = check_class_type(
+            loss_class_type, "criterion.loss_class_type", allow_none=True
+        )
+        if loss_class_type is not None:
+            self.adopt_class_type(loss_class_type, source="criterion.loss_class_type")
         self.eos_coef = eos_coef
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
@@ -116,6 +121,26 @@ class SetCriterion(nn.Module):
         class_weight = torch.ones(num_classes + 1)
         class_weight[-1] = eos_coef
         self.register_buffer("class_weight", class_weight, persistent=False)
+
+    def adopt_class_type(self, class_type: str, source: str = "loss_class_type") -> None:
+        """Take the class type of the detector that owns this criterion, and pass it on to the
+        matcher (if it has one: :meth:`HungarianMatcher.adopt_class_type
+        <detrdistill.modeling.matcher.HungarianMatcher.adopt_class_type>`).
+
+        Args:
+            class_type: "focal" or "softmax".
+            source: the key it comes from, relative to ``model.`` (for error messages).
+
+        Raises:
+            ValueError: if this criterion's or its matcher's explicit value differs, naming
+                both keys.
+        """
+        self.loss_class_type = agree_class_type(
+            self.loss_class_type, class_type, "criterion.loss_class_type", source
+        )
+        adopt = getattr(self.matcher, "adopt_class_type", None)
+        if adopt is not None:
+            adopt(class_type, source, key="criterion.matcher.class_cost_type")
 
     def get_num_boxes(self, targets: list[dict], device: torch.device) -> float:
         """Average number of target boxes per process, clamped to at least 1."""
@@ -152,7 +177,8 @@ class SetCriterion(nn.Module):
         )
         target_classes[batch_idx, query_idx] = matched_labels
 
-        if self.loss_class_type == "softmax":
+        class_type = require_class_type(self.loss_class_type, "SetCriterion", "loss_class_type")
+        if class_type == "softmax":
             return F.cross_entropy(
                 pred_logits.transpose(1, 2).float(),
                 target_classes,

@@ -7,6 +7,7 @@ import torch
 from torch import Tensor, nn
 
 from ..layers import box_cxcywh_to_xyxy, generalized_box_iou
+from .class_type import agree_class_type, check_class_type, require_class_type
 
 __all__ = ["ASSIGNMENT_SOLVERS", "HungarianMatcher", "linear_sum_assignment_batch"]
 
@@ -100,7 +101,8 @@ class HungarianMatcher(nn.Module):
         cost_bbox: Weight of the L1 box cost.
         cost_giou: Weight of the GIoU cost.
         class_cost_type: "focal" (sigmoid logits, K = num_classes) or "softmax" (K includes the
-            no-object class last).
+            no-object class last); None (the default) takes the class type of the criterion or
+            detector that owns the matcher (:meth:`adopt_class_type`, :mod:`.class_type`).
         focal_alpha: Focal cost alpha.
         focal_gamma: Focal cost gamma.
     """
@@ -110,25 +112,42 @@ class HungarianMatcher(nn.Module):
         cost_class: float = 1.0,
         cost_bbox: float = 1.0,
         cost_giou: float = 1.0,
-        class_cost_type: str = "focal",
+        class_cost_type: str | None = None,
         focal_alpha: float = 0.25,
         focal_gamma: float = 2.0,
     ):
         super().__init__()
-        if class_cost_type not in ("focal", "softmax"):
-            raise ValueError(f"class_cost_type must be 'focal' or 'softmax', got {class_cost_type}")
         if cost_class == 0 and cost_bbox == 0 and cost_giou == 0:
             raise ValueError("all matching costs are 0")
         self.cost_class = cost_class
         self.cost_bbox = cost_bbox
         self.cost_giou = cost_giou
-        self.class_cost_type = class_cost_type
+        self.class_cost_type = check_class_type(
+            class_cost_type, "criterion.matcher.class_cost_type", allow_none=True
+        )
         self.focal_alpha = focal_alpha
         self.focal_gamma = focal_gamma
 
+    def adopt_class_type(
+        self, class_type: str, source: str, key: str = "criterion.matcher.class_cost_type"
+    ) -> None:
+        """Take the class type of the criterion / detector that owns this matcher.
+
+        Args:
+            class_type: "focal" or "softmax".
+            source: the owner's key, relative to ``model.`` (for error messages).
+            key: this matcher's key, relative to ``model.``.
+
+        Raises:
+            ValueError: if ``class_cost_type`` was given explicitly and differs, naming both
+                keys.
+        """
+        self.class_cost_type = agree_class_type(self.class_cost_type, class_type, key, source)
+
     def _class_cost(self, logits: Tensor, labels: Tensor) -> Tensor:
         """(N, K) logits, (M,) labels -> (N, M) cost."""
-        if self.class_cost_type == "softmax":
+        class_type = require_class_type(self.class_cost_type, "HungarianMatcher", "class_cost_type")
+        if class_type == "softmax":
             return -logits.softmax(-1)[:, labels]
         prob = logits.sigmoid()[:, labels]
         alpha, gamma = self.focal_alpha, self.focal_gamma

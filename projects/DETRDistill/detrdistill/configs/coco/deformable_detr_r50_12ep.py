@@ -1,7 +1,6 @@
 # Deformable DETR R50, COCO 2017, 12 epochs (GPU).
-from ..common.coco_12ep import schedule_12ep as _schedule
+from ..common.coco_12ep import to_12_epochs as _to_12_epochs
 from .deformable_detr_r50_50ep import dataloader, lr_multiplier, model, optimizer, train
 
-train.merge_with(_schedule.train)
-lr_multiplier.merge_with(_schedule.lr_multiplier)
+_to_12_epochs(train, lr_multiplier)
 train.output_dir = "./output/coco/deformable_detr_r50_12ep"

@@ -1,7 +1,11 @@
-# Distillation loss modules by method. Experiment configs pick entries into model.losses and
-# give each a weight in model.loss_weights. Interpolations ("${...student.hidden_dim}") resolve
-# against the DistillationDetector config they end up in. Every choice and its source (paper,
-# official code, public port, or no source) is in docs/faithfulness.md.
+# Distillation loss modules by method. Experiment configs set a method with
+#   model.update(distillation_method("detrdistill"))            # its default components, or
+#   model.update(distillation_method("detrdistill", ["logits"]))  # some of them
+# (model.losses, model.loss_weights and what else the method needs), or pick entries into
+# model.losses and give each a weight in model.loss_weights by hand. Interpolations
+# ("${...student.hidden_dim}") resolve against the DistillationDetector config they end up in.
+# Every choice and its source (paper, official code, public port, or no source) is in
+# docs/faithfulness.md.
 #   detrdistill_losses / d3etr_losses / kd_detr_losses: the defaults (the paper where it speaks,
 #       else the official code, else the public D3ETR port; D3ETR's attention distance is ours).
 #   detrdistill_official_losses / d3etr_port_losses / kd_detr_official_points: presets whose
@@ -156,3 +160,64 @@ kd_detr_official_points = dict(
     kd_specific_points=L(SpecificPoints)(form="boxes"),
     kd_general_points=L(GeneralPoints)(num_points=300, distribution="sigmoid_normal"),
 )
+
+
+# ---------------------------------------------------------------------------- methods
+# name -> (losses, weights, default components, other DistillationDetector keys). The default
+# components leave out the official code's InfoNCE term (not in the paper).
+_METHODS = {
+    "detrdistill": (
+        detrdistill_losses,
+        detrdistill_weights,
+        ("logits", "feature", "query_prior"),
+        {},
+    ),
+    "detrdistill_official": (
+        detrdistill_official_losses,
+        detrdistill_official_weights,
+        ("logits", "feature", "query_prior", "contrastive"),
+        {"teacher_query_reference": "student_head"},
+    ),
+    "d3etr": (d3etr_losses, d3etr_weights, ("adaptive", "fixed"), {}),
+    "d3etr_port": (
+        d3etr_port_losses,
+        d3etr_port_weights,
+        ("adaptive", "fixed"),
+        {"teacher_query_reference": "teacher"},
+    ),
+    "kd_detr": (kd_detr_losses, kd_detr_weights, ("kd_detr",), {"group_builders": kd_detr_points}),
+    "kd_detr_official": (
+        kd_detr_losses,
+        kd_detr_weights,
+        ("kd_detr",),
+        {"group_builders": kd_detr_official_points},
+    ),
+}
+
+
+def distillation_method(name, components=None):
+    """The DistillationDetector keys of a method, for ``model.update(...)``.
+
+    Args:
+        name: one of "detrdistill", "d3etr", "kd_detr" (the defaults) or the presets
+            "detrdistill_official", "d3etr_port", "kd_detr_official".
+        components: names of the method's loss modules to use (default: the method's default
+            set, e.g. DETRDistill's (a)+(b)+(c) without the InfoNCE term).
+
+    Returns:
+        dict with ``losses``, ``loss_weights`` (each component's default weight) and the other
+        keys the method sets (KD-DETR: ``group_builders``; the official presets:
+        ``teacher_query_reference``).
+    """
+    if name not in _METHODS:
+        raise ValueError(f"unknown distillation method {name!r}; choose from {sorted(_METHODS)}")
+    losses, weights, defaults, extra = _METHODS[name]
+    components = list(defaults if components is None else components)
+    unknown = [c for c in components if c not in losses]
+    if unknown:
+        raise KeyError(f"{name} has no loss components {unknown}; it has {sorted(losses)}")
+    return dict(
+        losses={c: losses[c] for c in components},
+        loss_weights={c: weights[c] for c in components},
+        **extra,
+    )

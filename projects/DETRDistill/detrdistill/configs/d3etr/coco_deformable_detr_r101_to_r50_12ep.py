@@ -1,5 +1,5 @@
 # D3ETR MixMatcher with attention terms, COCO 2017, Deformable DETR R101 -> R50, 12 epochs (GPU).
-from ..common.coco_12ep import schedule_12ep as _schedule
+from ..common.coco_12ep import to_12_epochs as _to_12_epochs
 from .coco_deformable_detr_r101_to_r50_50ep import (
     dataloader,
     lr_multiplier,
@@ -8,6 +8,5 @@ from .coco_deformable_detr_r101_to_r50_50ep import (
     train,
 )
 
-train.merge_with(_schedule.train)
-lr_multiplier.merge_with(_schedule.lr_multiplier)
+_to_12_epochs(train, lr_multiplier)
 train.output_dir = "./output/d3etr/coco_deformable_detr_r101_to_r50_12ep"

@@ -4,11 +4,8 @@
 # defaults use a per-query KL instead (d3etr/coco_deformable_detr_r50_to_r18_50ep.py).
 #   python train_net.py --num-gpus 8 --config-file \
 #       d3etr/coco_deformable_detr_r50_to_r18_50ep_port.py
-from ..common.distill_losses import d3etr_port_losses as _losses
-from ..common.distill_losses import d3etr_port_weights as _weights
+from ..common.distill_losses import distillation_method as _method
 from .coco_deformable_detr_r50_to_r18_50ep import dataloader, lr_multiplier, model, optimizer, train
 
-model.losses = dict(_losses)
-model.loss_weights = dict(_weights)
-model.teacher_query_reference = "teacher"
+model.update(_method("d3etr_port"))
 train.output_dir = "./output/d3etr/coco_deformable_detr_r50_to_r18_50ep_port"

@@ -5,13 +5,9 @@
 #       detrdistill/coco_deformable_detr_r101_to_r50_50ep.py
 from ..coco.deformable_detr_r50_50ep import dataloader, lr_multiplier, optimizer, train
 from ..coco.deformable_detr_r50_50ep import model as _student
-from ..common.distill_coco import model
-from ..common.distill_losses import detrdistill_losses as _losses
-from ..common.distill_losses import detrdistill_weights as _weights
+from ..common.distill_coco import coco_pair as _coco_pair
 from ..teachers.deformable_detr_r101 import model as _teacher
 from ..teachers.deformable_detr_r101 import train as _teacher_train
 
-model.update(student=_student, teacher=_teacher, teacher_weights=_teacher_train.init_checkpoint)
-model.losses = {name: _losses[name] for name in ("logits", "feature", "query_prior")}
-model.loss_weights = {name: _weights[name] for name in model.losses}
+model = _coco_pair(_student, _teacher, _teacher_train.init_checkpoint, "detrdistill")
 train.output_dir = "./output/detrdistill/coco_deformable_detr_r101_to_r50_50ep"

@@ -5,11 +5,8 @@
 # docs/faithfulness.md compares them.
 #   python train_net.py --num-gpus 8 --config-file \
 #       detrdistill/coco_deformable_detr_r50_to_r18_50ep_official.py
-from ..common.distill_losses import detrdistill_official_losses as _losses
-from ..common.distill_losses import detrdistill_official_weights as _weights
+from ..common.distill_losses import distillation_method as _method
 from .coco_deformable_detr_r50_to_r18_50ep import dataloader, lr_multiplier, model, optimizer, train
 
-model.losses = dict(_losses)
-model.loss_weights = dict(_weights)
-model.teacher_query_reference = "student_head"
+model.update(_method("detrdistill_official"))
 train.output_dir = "./output/detrdistill/coco_deformable_detr_r50_to_r18_50ep_official"

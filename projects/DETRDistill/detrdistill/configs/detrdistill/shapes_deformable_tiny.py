@@ -1,16 +1,7 @@
 # DETRDistill, all three components (embedded shapes data, small -> tiny).
 #   python train_net.py --config-file detrdistill/shapes_deformable_tiny.py
-from ..common.distill_losses import detrdistill_losses as _losses
-from ..common.distill_losses import detrdistill_weights as _weights
+from ..common.distill_losses import distillation_method as _method
 from ..common.distill_shapes import dataloader, lr_multiplier, model, optimizer, train
 
-model.losses = {
-    name: _losses[name]
-    for name in (
-        "logits",
-        "feature",
-        "query_prior",
-    )
-}
-model.loss_weights = {name: _weights[name] for name in model.losses}
+model.update(_method("detrdistill"))
 train.output_dir = "./output/detrdistill/shapes_deformable_tiny"

@@ -5,8 +5,8 @@
 # their own schedule, as in every other pair.
 #   python train_net.py --num-gpus 8 --config-file \
 #       kd_detr/coco_dab_detr_r50_to_r18_50ep_official.py
-from ..common.distill_losses import kd_detr_official_points as _points
+from ..common.distill_losses import distillation_method as _method
 from .coco_dab_detr_r50_to_r18_50ep import dataloader, lr_multiplier, model, optimizer, train
 
-model.group_builders = dict(_points)
+model.update(_method("kd_detr_official"))
 train.output_dir = "./output/kd_detr/coco_dab_detr_r50_to_r18_50ep_official"

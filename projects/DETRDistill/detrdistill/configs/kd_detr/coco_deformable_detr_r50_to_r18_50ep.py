@@ -7,16 +7,11 @@
 #       kd_detr/coco_deformable_detr_r50_to_r18_50ep.py
 from ..coco.deformable_detr_r18_50ep import dataloader, lr_multiplier, optimizer, train
 from ..coco.deformable_detr_r18_50ep import model as _student
-from ..common.distill_coco import model
-from ..common.distill_losses import kd_detr_losses as _losses
-from ..common.distill_losses import kd_detr_points as _points
+from ..common.distill_coco import coco_pair as _coco_pair
 from ..common.distill_losses import kd_detr_specific_queries as _specific
-from ..common.distill_losses import kd_detr_weights as _weights
 from ..teachers.deformable_detr_r50 import model as _teacher
 from ..teachers.deformable_detr_r50 import train as _teacher_train
 
-model.update(student=_student, teacher=_teacher, teacher_weights=_teacher_train.init_checkpoint)
-model.losses = dict(_losses)
-model.loss_weights = dict(_weights)
-model.group_builders = dict(_points, kd_specific_points=_specific)
+model = _coco_pair(_student, _teacher, _teacher_train.init_checkpoint, "kd_detr")
+model.group_builders.kd_specific_points = _specific
 train.output_dir = "./output/kd_detr/coco_deformable_detr_r50_to_r18_50ep"

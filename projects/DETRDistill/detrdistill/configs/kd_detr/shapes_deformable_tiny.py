@@ -3,13 +3,9 @@
 #   python train_net.py --config-file kd_detr/shapes_deformable_tiny.py
 # Counts: the teacher's 30 queries as specific points and 30 general points, the official
 # code's 1:1 ratio (300 + 300 with 300 queries on COCO).
-from ..common.distill_losses import kd_detr_losses as _losses
-from ..common.distill_losses import kd_detr_points as _points
-from ..common.distill_losses import kd_detr_weights as _weights
+from ..common.distill_losses import distillation_method as _method
 from ..common.distill_shapes import dataloader, lr_multiplier, model, optimizer, train
 
-model.losses = dict(_losses)
-model.loss_weights = dict(_weights)
-model.group_builders = dict(_points)
+model.update(_method("kd_detr"))
 model.group_builders.kd_general_points.num_points = 30
 train.output_dir = "./output/kd_detr/shapes_deformable_tiny"

@@ -8,9 +8,10 @@ from torch.nn import functional as F
 from torchvision.ops import generalized_box_iou_loss
 
 from ...layers import box_cxcywh_to_xyxy
+from ...modeling.class_type import check_class_type
 from ..groups import GENERAL_POINTS, SPECIFIC_POINTS
 from ..inputs import DistillationInputs
-from ..matching import _check_class_type, class_probabilities
+from ..matching import class_probabilities
 from .base import DistillationLoss
 
 __all__ = ["KDDETRDistillation"]
@@ -123,7 +124,7 @@ class KDDETRDistillation(DistillationLoss):
         Returns:
             dict with scalar ``class``, ``bbox`` and ``giou``.
         """
-        _check_class_type(teacher_class_type, "teacher_class_type")
+        check_class_type(teacher_class_type, "teacher_class_type")
         if student_logits.shape != teacher_logits.shape:
             raise ValueError(
                 f"student logits {tuple(student_logits.shape)} and teacher logits "

@@ -10,7 +10,8 @@ from torch.nn import functional as F
 from torchvision.ops import generalized_box_iou_loss
 
 from ...layers import box_cxcywh_to_xyxy, box_xyxy_to_cxcywh
-from ..matching import _check_class_type, class_probabilities
+from ...modeling.class_type import check_class_type
+from ..matching import class_probabilities
 
 __all__ = ["PredictionDistillation", "average_count", "gather_pairs", "clamp_boxes_to_image"]
 
@@ -183,8 +184,8 @@ class PredictionDistillation(nn.Module):
             dict with weighted scalar ``class``, ``bbox`` and ``giou`` (zeros connected to the
             student graph when there are no pairs).
         """
-        _check_class_type(student_class_type, "student_class_type")
-        _check_class_type(teacher_class_type, "teacher_class_type")
+        check_class_type(student_class_type, "student_class_type")
+        check_class_type(teacher_class_type, "teacher_class_type")
         if len(pairs) != student_logits.shape[0]:
             raise ValueError(f"{len(pairs)} pair lists for a batch of {student_logits.shape[0]}")
         device = student_logits.device

@@ -24,8 +24,8 @@ class QueryPriorAssignmentDistillation(DistillationLoss):
 
     * ``assignment="teacher"`` (paper intent, default): the query-to-GT assignment of student
       layer ``s`` is the teacher's own assignment ``inputs.teacher_gt_indices[t]`` of its paired
-      teacher layer ``t`` (teacher query i is the extra group's query i). Each student layer
-      takes the teacher layer of its (last) entry in ``inputs.layer_pairs``; a student layer
+      teacher layer ``t`` (teacher query i is the teacher-query group's query i). Each student
+      layer takes the teacher layer of its (last) entry in ``inputs.layer_pairs``; a student layer
       missing from ``layer_pairs`` takes its "last_aligned" teacher layer.
     * ``assignment="student"`` (official code, where the teacher assignment is dropped by a
       bug): the criterion matches the group to the GT by itself.

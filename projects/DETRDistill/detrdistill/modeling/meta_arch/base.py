@@ -25,6 +25,7 @@ from ...layers import (
     coordinate_sine_embedding,
     inverse_sigmoid,
 )
+from ..class_type import check_class_type
 from ..denoising import DENOISING, DenoisingGroup
 from ..neck import level_masks
 from ..outputs import DecoderOutputs, DETROutput, EncoderOutputs, QueryGroup
@@ -130,13 +131,15 @@ class DETRBase(nn.Module):
             encoder: transformer encoder, ``forward(src, pos, mask, spatial_shapes,
                 level_start_index, valid_ratios) -> (B, S, D)``.
             decoder: transformer decoder, see :meth:`decode`.
-            criterion: :class:`~detrdistill.modeling.criterion.SetCriterion`.
+            criterion: :class:`~detrdistill.modeling.criterion.SetCriterion` (its class type
+                and its matcher's are left unset: they take ``loss_class_type``).
             num_classes: foreground classes.
             num_queries: object queries.
             hidden_dim: transformer width D.
             pixel_mean, pixel_std: normalisation constants in ``input_format`` channel order.
             loss_class_type: "focal" (sigmoid scores, K = num_classes) or "softmax"
-                (K = num_classes + 1 with a no-object class).
+                (K = num_classes + 1 with a no-object class): the one key of the class type;
+                the criterion and its matcher take it (:mod:`~detrdistill.modeling.class_type`).
             aux_loss: supervise every decoder layer, not only the last.
             share_heads: one class/box head for all layers (False for box refinement).
             refine_boxes: each decoder layer refines the previous layer's boxes.
@@ -156,11 +159,8 @@ class DETRBase(nn.Module):
         self.num_classes = num_classes
         self.num_queries = num_queries
         self.hidden_dim = hidden_dim
-        if loss_class_type not in ("focal", "softmax"):
-            raise ValueError(
-                f"loss_class_type must be 'focal' or 'softmax', got {loss_class_type!r}"
-            )
-        self.loss_class_type = loss_class_type
+        self.loss_class_type = check_class_type(loss_class_type, "model.loss_class_type")
+        criterion.adopt_class_type(loss_class_type, source="loss_class_type")
         self.aux_loss = aux_loss
         self.refine_boxes = refine_boxes
         self.select_box_nums_for_evaluation = select_box_nums_for_evaluation

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import math
 
-import torch
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor, nn
 
 from ...layers import MLP, coordinate_sine_embedding
 from ..outputs import EncoderOutputs, QueryGroup
 from .base import DETRBase, sine_point_queries
-from .proposals import encoder_proposals, top_proposals
+from .proposals import select_proposals
 
 __all__ = ["DeformableDETR"]
 
@@ -89,14 +88,7 @@ class DeformableDETR(DETRBase):
         return self.reference_points(pos).sigmoid()
 
     def _two_stage_queries(self, encoder: EncoderOutputs):
-        proposals, valid = encoder_proposals(encoder)
-        memory = self.enc_output_norm(self.enc_output(encoder.memory.masked_fill(~valid, 0.0)))
-        logits = self.enc_class_embed(memory)
-        coords = self.enc_bbox_embed(memory) + proposals.to(memory.dtype)
-        k = min(self.num_queries, memory.shape[1])
-        top = top_proposals(logits.max(-1).values, valid, k)
-        top_logits = torch.gather(logits, 1, top[..., None].expand(-1, -1, logits.shape[-1]))
-        top_boxes = torch.gather(coords, 1, top[..., None].expand(-1, -1, 4)).sigmoid()
+        top_logits, top_boxes = select_proposals(self, encoder)
         return self._proposal_queries(top_boxes.detach()), (top_logits, top_boxes)
 
     def _proposal_queries(self, boxes: Tensor) -> QueryGroup:

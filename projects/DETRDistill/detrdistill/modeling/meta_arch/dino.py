@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 
-import torch
 from detectron2.modeling import META_ARCH_REGISTRY
 from torch import Tensor, nn
 
@@ -17,7 +16,7 @@ from ...layers import MLP
 from ..outputs import EncoderOutputs, QueryGroup
 from ..transformers import DinoDecoder
 from .base import DETRBase
-from .proposals import encoder_proposals, top_proposals
+from .proposals import select_proposals
 
 __all__ = ["DINO"]
 
@@ -87,15 +86,9 @@ class DINO(DETRBase):
             ``(logits (B, Q, K), boxes (B, Q, 4))`` with their gradients, for the encoder loss.
             Q is ``num_queries`` or the number of memory tokens if that is smaller.
         """
-        proposals, valid = encoder_proposals(encoder)
-        memory = self.enc_output_norm(self.enc_output(encoder.memory.masked_fill(~valid, 0.0)))
-        logits = self.enc_class_embed(memory)
-        coords = self.enc_bbox_embed(memory) + proposals.to(memory.dtype)
-        k = min(self.num_queries, memory.shape[1])
-        top = top_proposals(logits.max(-1).values, valid, k)
-        top_logits = torch.gather(logits, 1, top[..., None].expand(-1, -1, logits.shape[-1]))
-        top_boxes = torch.gather(coords, 1, top[..., None].expand(-1, -1, 4)).sigmoid()
-        content = self.tgt_embed.weight[:k][None].expand(memory.shape[0], -1, -1)
+        top_logits, top_boxes = select_proposals(self, encoder)
+        batch, k = top_boxes.shape[:2]
+        content = self.tgt_embed.weight[:k][None].expand(batch, -1, -1)
         return QueryGroup(content, None, top_boxes.detach()), (top_logits, top_boxes)
 
     def positional_queries(self, queries: QueryGroup, encoder: EncoderOutputs) -> Tensor:

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from ..outputs import EncoderOutputs
 
-__all__ = ["encoder_proposals", "top_proposals"]
+__all__ = ["encoder_proposals", "select_proposals", "top_proposals"]
 
 
 def encoder_proposals(encoder: EncoderOutputs) -> tuple[Tensor, Tensor]:
@@ -60,3 +60,28 @@ def top_proposals(scores: Tensor, valid: Tensor, k: int) -> Tensor:
     """
     ranking = scores.masked_fill(~valid.view(scores.shape), float("-inf"))
     return ranking.topk(k, dim=1).indices
+
+
+def select_proposals(model, encoder: EncoderOutputs) -> tuple[Tensor, Tensor]:
+    """Two-stage query selection of a model (two-stage Deformable DETR, DINO): each valid memory
+    token, through ``model.enc_output`` and ``model.enc_output_norm``, is scored by
+    ``model.enc_class_embed`` and refines its :func:`encoder_proposals` box with
+    ``model.enc_bbox_embed``; the ``model.num_queries`` best by their best class score are kept.
+
+    Args:
+        model: a two-stage detector with the four modules above and ``num_queries``.
+        encoder: its encoder outputs.
+
+    Returns:
+        logits (B, k, K) and boxes (B, k, 4) cxcywh in [0, 1] of the selected proposals, with
+        their gradients (for the encoder loss), best first; k = min(num_queries, S).
+    """
+    proposals, valid = encoder_proposals(encoder)
+    memory = model.enc_output_norm(model.enc_output(encoder.memory.masked_fill(~valid, 0.0)))
+    logits = model.enc_class_embed(memory)
+    coords = model.enc_bbox_embed(memory) + proposals.to(memory.dtype)
+    k = min(model.num_queries, memory.shape[1])
+    top = top_proposals(logits.max(-1).values, valid, k)
+    top_logits = torch.gather(logits, 1, top[..., None].expand(-1, -1, logits.shape[-1]))
+    top_boxes = torch.gather(coords, 1, top[..., None].expand(-1, -1, 4)).sigmoid()
+    return top_logits, top_boxes

@@ -17,7 +17,8 @@ from ...layers import (
     coordinate_sine_embedding,
     inverse_sigmoid,
 )
-from .common import FFN, DecoderRawOutput, DecoderRecorder, stack_layers
+from .decoder_output import DecoderRawOutput, DecoderRecorder
+from .layer_blocks import FFN, stack_layers
 
 __all__ = ["ConditionalDecoder", "DabDecoder"]
 

@@ -6,7 +6,8 @@ import torch
 from torch import Tensor, nn
 
 from ...layers import MultiheadAttention, MultiScaleDeformableAttention, inverse_sigmoid
-from .common import FFN, DecoderRawOutput, DecoderRecorder, stack_layers, stack_or_none
+from .decoder_output import DecoderRawOutput, DecoderRecorder, stack_or_none
+from .layer_blocks import FFN, stack_layers
 
 __all__ = ["DeformableEncoder", "DeformableDecoder", "encoder_reference_points"]
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ...layers import MLP, MultiheadAttention
-from .common import FFN, DecoderRawOutput, DecoderRecorder, stack_layers
+from .decoder_output import DecoderRawOutput, DecoderRecorder
+from .layer_blocks import FFN, stack_layers
 
 __all__ = ["DetrEncoder", "DetrDecoder"]
 

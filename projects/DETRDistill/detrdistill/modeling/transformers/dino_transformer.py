@@ -17,8 +17,9 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from ...layers import MLP, coordinate_sine_embedding, inverse_sigmoid
-from .common import DecoderRawOutput, DecoderRecorder, stack_layers
+from .decoder_output import DecoderRawOutput, DecoderRecorder
 from .deformable_transformer import DeformableDecoderLayer, scale_reference_to_levels
+from .layer_blocks import stack_layers
 
 __all__ = ["DinoDecoder"]
 

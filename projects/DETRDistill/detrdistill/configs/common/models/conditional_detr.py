@@ -10,8 +10,6 @@ model._target_ = ConditionalDETR
 model.decoder._target_ = ConditionalDecoder
 model.num_queries = 300
 model.loss_class_type = "focal"
-model.criterion.loss_class_type = "focal"
-model.criterion.matcher.class_cost_type = "focal"
 model.criterion.matcher.cost_class = 2.0
 model.criterion.weight_dict = {"loss_class": 2.0, "loss_bbox": 5.0, "loss_giou": 2.0}
 del L

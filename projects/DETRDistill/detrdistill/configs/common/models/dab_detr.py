@@ -14,7 +14,5 @@ model.encoder.scale_pos_by_content = True
 model.position_embedding.temperature = 20
 model.num_queries = 300
 model.loss_class_type = "focal"
-model.criterion.loss_class_type = "focal"
-model.criterion.matcher.class_cost_type = "focal"
 model.criterion.matcher.cost_class = 2.0
 model.criterion.weight_dict = {"loss_class": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0}

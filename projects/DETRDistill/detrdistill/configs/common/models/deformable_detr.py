@@ -35,7 +35,5 @@ model.num_queries = 300
 model.with_box_refine = False
 model.as_two_stage = False
 model.loss_class_type = "focal"
-model.criterion.loss_class_type = "focal"
-model.criterion.matcher.class_cost_type = "focal"
 model.criterion.matcher.cost_class = 2.0
 model.criterion.weight_dict = {"loss_class": 2.0, "loss_bbox": 5.0, "loss_giou": 2.0}

@@ -37,11 +37,9 @@ model = L(DETR)(
     ),
     criterion=L(SetCriterion)(
         num_classes="${..num_classes}",
-        matcher=L(HungarianMatcher)(
-            cost_class=1.0, cost_bbox=5.0, cost_giou=2.0, class_cost_type="softmax"
-        ),
+        # the criterion and its matcher take model.loss_class_type (modeling/class_type.py)
+        matcher=L(HungarianMatcher)(cost_class=1.0, cost_bbox=5.0, cost_giou=2.0),
         weight_dict={"loss_class": 1.0, "loss_bbox": 5.0, "loss_giou": 2.0},
-        loss_class_type="softmax",
         eos_coef=0.1,
     ),
     num_classes=80,
@@ -49,7 +47,7 @@ model = L(DETR)(
     hidden_dim=256,
     pixel_mean=IMAGENET_RGB_MEAN,
     pixel_std=IMAGENET_RGB_STD,
-    loss_class_type="softmax",
+    loss_class_type="softmax",  # the one key of the class type: "softmax" or "focal"
     aux_loss=True,
     select_box_nums_for_evaluation=100,
     input_format="RGB",

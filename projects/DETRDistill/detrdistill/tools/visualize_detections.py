@@ -1,6 +1,6 @@
 """Draw a detector's detections (boxes, class names, scores) on one image as a PNG.
 
-    python -m detrdistill.scripts.visualize_detections \\
+    python -m detrdistill.tools.visualize_detections \\
         --config-file shapes/deformable_detr_tiny.py \\
         --checkpoint output/shapes/deformable_detr_tiny/model_final.pth \\
         --input image.png --output detections.png --score-threshold 0.3

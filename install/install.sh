@@ -37,7 +37,7 @@ else
   trap 'rm -rf "$tmp"' EXIT
   $PIP download -q --no-deps --only-binary=:all: --python-version 3.10 --platform any -d "$tmp" "$D2_SPEC" \
     || fail detectron2-download "Could not download $D2_SPEC from PyPI. Alternatively install detectron2 from source into $VENV and re-run."
-  wheel=$($PY scripts/repack_detectron2_wheel.py "$tmp"/sal_detectron2-0.7.2-cp310-none-any.whl "$tmp/out") \
+  wheel=$($PY install/repack_detectron2_wheel.py "$tmp"/sal_detectron2-0.7.2-cp310-none-any.whl "$tmp/out") \
     || fail detectron2-verify "The downloaded wheel did not pass its sha256 check (see above); do not install it."
   $PIP install -q "$wheel" || fail detectron2-install "pip could not install the repacked wheel $wheel."
 fi

@@ -1,6 +1,6 @@
 """Show one image through a distillation config's teacher and student.
 
-    python -m detrdistill.scripts.visualize_distillation \\
+    python -m detrdistill.tools.visualize_distillation \\
         --config-file detrdistill/shapes_deformable_tiny.py \\
         --checkpoint output/detrdistill/shapes_deformable_tiny/model_final.pth \\
         --input image.png --output-dir vis/ --layer -1

@@ -1,4 +1,4 @@
-"""What :mod:`~detrdistill.scripts.visualize_distillation` computes and draws.
+"""What :mod:`~detrdistill.tools.visualize_distillation` computes and draws.
 
 Kept apart from the command line so that it can be reused from a notebook: run a
 :class:`~detrdistill.distill.DistillationDetector` on one batch with attention maps, match a

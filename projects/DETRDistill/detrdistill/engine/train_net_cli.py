@@ -1,4 +1,5 @@
-"""Command line of ``train_net.py``: argument parser and config loading."""
+"""Command line of ``train_net.py``: its argument parser, config loading with checked ``key=value``
+overrides (also used by the tools, the demo and the benchmarks) and :func:`setup`."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Print the parameters and GFLOPs of a config's detector (teacher and student for distillation).
 
-    python -m detrdistill.scripts.model_stats --config-file coco/deformable_detr_r50_50ep.py
-    python -m detrdistill.scripts.model_stats \\
+    python -m detrdistill.tools.model_stats --config-file coco/deformable_detr_r50_50ep.py
+    python -m detrdistill.tools.model_stats \\
         --config-file detrdistill/shapes_deformable_tiny.py --json stats.json
 
 Parameters: total, trainable and per top-level module (shared tensors counted once). GFLOPs:

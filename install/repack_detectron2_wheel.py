@@ -6,7 +6,7 @@ not fit (``numpy<2``, ``black``; ``fvcore`` and ``iopath`` missing). This script
 downloaded file's sha256, drops the extension, fixes the metadata and tags, and writes a new
 ``py3-none-any`` wheel with a regenerated ``RECORD``. See ``../shared/docs/dependencies.md``.
 
-Usage: ``python scripts/repack_detectron2_wheel.py IN.whl OUT_DIR``; prints the new wheel's path.
+Usage: ``python install/repack_detectron2_wheel.py IN.whl OUT_DIR``; prints the new wheel's path.
 """
 
 import base64

@@ -8,7 +8,7 @@
   student's own matcher forms on the last decoder layer.
 * :func:`draw_attention_figure`: for the pairs with the highest teacher scores, the teacher
   query's and each student query's cross-attention over the image
-  (:func:`~detrdistill.scripts.distill_views.attention_heatmap`), teacher beside students.
+  (:func:`~detrdistill.tools.distill_views.attention_heatmap`), teacher beside students.
 * :func:`plot_ap_curves`: AP of the students against the iteration, the teacher's as a line.
 """
 

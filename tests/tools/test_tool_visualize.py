@@ -15,8 +15,8 @@ from PIL import Image
 from detrdistill import model_zoo
 from detrdistill.layers import DeformableAttentionWeights, deformable_weights_to_dense
 from detrdistill.modeling.outputs import EncoderOutputs
-from detrdistill.scripts import visualize_detections, visualize_distillation
-from detrdistill.scripts.demo_views import (
+from detrdistill.tools import visualize_detections, visualize_distillation
+from detrdistill.tools.demo_views import (
     StudentView,
     attention_rows,
     draw_attention_figure,
@@ -24,7 +24,7 @@ from detrdistill.scripts.demo_views import (
     score_detections,
     student_view,
 )
-from detrdistill.scripts.distill_views import (
+from detrdistill.tools.distill_views import (
     MatchedPair,
     attention_heatmap,
     level_map,
@@ -32,7 +32,7 @@ from detrdistill.scripts.distill_views import (
     sampling_points_in_image,
     splat_points,
 )
-from detrdistill.scripts.drawing import draw_box, image_figure, muted
+from detrdistill.tools.drawing import draw_box, image_figure, muted
 
 DETECTOR = "shapes/deformable_detr_tiny.py"
 DISTILL = "detrdistill/shapes_deformable_tiny.py"
@@ -416,7 +416,7 @@ def test_attention_rows_and_figures(tmp_path):
 
 
 def test_student_view_matches_and_maps_a_distillation_model(monkeypatch):
-    from detrdistill.scripts import demo_views
+    from detrdistill.tools import demo_views
 
     torch.manual_seed(0)
     model = build(DISTILL, distill_opts(random_teacher=True)).eval()
@@ -447,7 +447,7 @@ class FixedDetector(torch.nn.Module):
 
 @pytest.mark.parametrize("teacher_right", [True, False])
 def test_detections_grid_titles_say_what_each_model_found(tmp_path, monkeypatch, teacher_right):
-    from detrdistill.scripts import demo_views
+    from detrdistill.tools import demo_views
 
     path = tmp_path / "image.png"
     Image.fromarray(np.full((100, 100, 3), 60, np.uint8)).save(path)

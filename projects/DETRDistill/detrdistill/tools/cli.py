@@ -17,7 +17,7 @@ from detectron2.config import LazyConfig, instantiate
 from omegaconf import DictConfig
 from torch import nn
 
-from ..engine.cli import apply_overrides, resolve_config_file
+from ..engine.train_net_cli import apply_overrides, resolve_config_file
 
 __all__ = [
     "add_config_argument",
@@ -40,13 +40,13 @@ CONFIG_HELP = (
 
 
 def new_parser(tool: str, description: str, epilog: str | None = None) -> argparse.ArgumentParser:
-    """An ``ArgumentParser`` for ``python -m detrdistill.scripts.<tool>``.
+    """An ``ArgumentParser`` for ``python -m detrdistill.tools.<tool>``.
 
     The program name in usage and error lines is the full ``python -m`` command, and the epilog
     (usage examples) keeps its line breaks.
     """
     return argparse.ArgumentParser(
-        prog=f"python -m detrdistill.scripts.{tool}",
+        prog=f"python -m detrdistill.tools.{tool}",
         description=description,
         epilog=epilog,
         formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -1,36 +1,14 @@
-"""Pieces shared by the transformer encoders and decoders of all variants."""
+"""What every decoder returns before the prediction heads, and the recorder that assembles it
+layer by layer."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
-__all__ = ["FFN", "DecoderRawOutput", "DecoderRecorder", "stack_layers", "get_activation"]
-
-
-def get_activation(name: str) -> nn.Module:
-    """ "relu", "gelu" or "prelu" as a module."""
-    activations = {"relu": nn.ReLU, "gelu": nn.GELU, "prelu": nn.PReLU}
-    if name not in activations:
-        raise ValueError(f"activation {name!r} is not supported; choose from {sorted(activations)}")
-    return activations[name]()
-
-
-class FFN(nn.Module):
-    """Position-wise feed-forward block: Linear -> activation -> dropout -> Linear (no residual)."""
-
-    def __init__(self, dim: int, hidden_dim: int, dropout: float = 0.0, activation: str = "relu"):
-        super().__init__()
-        self.linear1 = nn.Linear(dim, hidden_dim)
-        self.activation = get_activation(activation)
-        self.dropout = nn.Dropout(dropout)
-        self.linear2 = nn.Linear(hidden_dim, dim)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """(..., D) -> (..., D)."""
-        return self.linear2(self.dropout(self.activation(self.linear1(x))))
+__all__ = ["DecoderRawOutput", "DecoderRecorder", "stack_or_none"]
 
 
 class DecoderRawOutput(NamedTuple):
@@ -47,18 +25,6 @@ class DecoderRawOutput(NamedTuple):
     references: Tensor | None
     self_attn: list | None
     cross_attn: list | None
-
-
-def stack_layers(layer_factory, num_layers: int) -> nn.ModuleList:
-    """``num_layers`` independently initialised layers from a zero-argument factory."""
-    return nn.ModuleList(layer_factory() for _ in range(num_layers))
-
-
-def expand_batch(tensor: Tensor | None, batch_size: int) -> Tensor | None:
-    """(1 or B, ...) -> (B, ...)."""
-    if tensor is None:
-        return None
-    return tensor.expand(batch_size, *tensor.shape[1:]) if tensor.shape[0] == 1 else tensor
 
 
 class DecoderRecorder:
@@ -93,4 +59,5 @@ class DecoderRecorder:
 
 
 def stack_or_none(tensors: list[Tensor]) -> Tensor | None:
+    """``torch.stack(tensors)``, or None for an empty list."""
     return torch.stack(tensors) if tensors else None

@@ -1,4 +1,4 @@
-"""Every user tool in detrdistill.scripts: ``--help`` works as ``python -m``, and bad paths end
+"""Every user tool in detrdistill.tools: ``--help`` works as ``python -m``, and bad paths end
 with exit code 2 and the path named on stderr."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 import torch
 from PIL import Image
 
-from detrdistill.scripts import (
+from detrdistill.tools import (
     export_student,
     model_stats,
     visualize_detections,
@@ -28,7 +28,7 @@ DISTILL = "detrdistill/shapes_deformable_tiny.py"
 def test_help_exits_zero(tool):
     env = dict(os.environ, OMP_NUM_THREADS="1")
     result = subprocess.run(
-        [sys.executable, "-m", f"detrdistill.scripts.{tool}", "--help"],
+        [sys.executable, "-m", f"detrdistill.tools.{tool}", "--help"],
         capture_output=True,
         text=True,
         env=env,

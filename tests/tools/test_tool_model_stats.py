@@ -9,8 +9,8 @@ import torch
 from detectron2.config import LazyConfig, instantiate
 
 from detrdistill import model_zoo
-from detrdistill.scripts import model_stats
-from detrdistill.scripts.flops import count_flops, parameter_counts, sdpa_flop_jit
+from detrdistill.tools import model_stats
+from detrdistill.tools.flops import count_flops, parameter_counts, sdpa_flop_jit
 
 DETECTOR = "shapes/deformable_detr_tiny.py"
 DISTILL = "detrdistill/shapes_deformable_tiny.py"

@@ -1,10 +1,10 @@
 """Export the student of a distillation checkpoint as a plain detector checkpoint.
 
-    python -m detrdistill.scripts.export_student output/<run>/model_final.pth student.pth
+    python -m detrdistill.tools.export_student output/<run>/model_final.pth student.pth
 
 The same tool as ``python -m detrdistill.distill.export`` (same arguments, output and exit
 codes: 2 with the file named when the checkpoint is missing, unreadable or not a distillation
-checkpoint), kept here so that every user tool lives in ``detrdistill.scripts``.
+checkpoint), kept here so that every user tool lives in ``detrdistill.tools``.
 """
 
 from __future__ import annotations
