@@ -205,6 +205,24 @@ def test_log_to_file_takes_logs_prints_and_warnings_off_the_screen(tmp_path, cap
     assert "after the block" not in text
 
 
+def test_log_to_file_also_takes_detectron2s_own_logger(tmp_path, capsys):
+    """After detectron2's setup_logger (own stdout handler, no propagation), e.g. when another
+    part of the process trained before, its records still go to the file only."""
+    from detectron2.utils.logger import setup_logger
+
+    logger = setup_logger(name="detectron2_demo_test")
+    handlers, propagate = list(logger.handlers), logger.propagate
+    path = tmp_path / "log.txt"
+    with demo_progress.log_to_file(str(path)):
+        logger.info("evaluation tables")
+    captured = capsys.readouterr()
+    assert "evaluation tables" not in captured.out + captured.err
+    assert "evaluation tables" in path.read_text()
+    assert logger.handlers == handlers and logger.propagate == propagate
+    logger.info("afterwards on screen again")
+    assert "afterwards on screen again" in capsys.readouterr().out
+
+
 def test_run_training_follows_metrics_and_reports_failures(tmp_path):
     out = tmp_path / "run"
     rows = [

@@ -143,12 +143,41 @@ def log_to_file(path: str, level: int = logging.INFO):
         handler.setLevel(level)
         root.addHandler(handler)
         root.setLevel(min(saved_level, level) if saved_level else level)
+        rerouted = _route_to_root()
         try:
             with contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
                 yield handle
         finally:
+            _restore(rerouted)
             root.removeHandler(handler)
             root.setLevel(saved_level)
+
+
+def _route_to_root() -> list[tuple[logging.Logger, bool, list[logging.Handler]]]:
+    """Make every named logger hand its records to the root logger only, for now.
+
+    detectron2's ``setup_logger`` gives the ``detectron2`` logger its own handler on the
+    process's original stdout and stops propagation, so once anything in the process called it,
+    those records would bypass :func:`log_to_file` and reach the screen.
+
+    Returns:
+        what :func:`_restore` puts back: (logger, propagate, handlers) of each changed logger.
+    """
+    changed = []
+    for logger in list(logging.root.manager.loggerDict.values()):
+        if isinstance(logger, logging.Logger) and (logger.handlers or not logger.propagate):
+            changed.append((logger, logger.propagate, list(logger.handlers)))
+            for own in list(logger.handlers):
+                logger.removeHandler(own)
+            logger.propagate = True
+    return changed
+
+
+def _restore(changed: list[tuple[logging.Logger, bool, list[logging.Handler]]]) -> None:
+    for logger, propagate, handlers in changed:
+        logger.propagate = propagate
+        for own in handlers:
+            logger.addHandler(own)
 
 
 class TrainingFailed(RuntimeError):
