@@ -19,6 +19,7 @@ from detrdistill.tools import visualize_detections, visualize_distillation
 from detrdistill.tools.demo_views import (
     StudentView,
     attention_rows,
+    attention_title,
     draw_attention_figure,
     draw_matches_figure,
     score_detections,
@@ -409,6 +410,10 @@ def test_attention_rows_and_figures(tmp_path):
     assert attention_rows([first]) == [7, 3] and attention_rows([first], count=1) == [7]
     names = ["square", "circle"]
     assert_png(draw_attention_figure(image, [first, second], names, str(tmp_path / "a.png")))
+    assert "\ndeformable sampling points weighted by attention" in attention_title([first])
+    first.attention = "dense"
+    assert "\nattention over the feature-map tokens, mean over heads" in attention_title([first])
+    first.attention = "deformable"
     assert_png(draw_matches_figure(image, [first, second], names, str(tmp_path / "m.png")))
     second.pairs = second.pairs[1:]
     with pytest.raises(ValueError, match="nothing to draw"):
@@ -425,6 +430,7 @@ def test_student_view_matches_and_maps_a_distillation_model(monkeypatch):
     monkeypatch.setattr(demo_views, "SCORE_THRESHOLD", 0.0)  # a random teacher is unsure
     view = student_view("DETRDistill", model, item, heat_pairs=3)
     assert view.layers == (1, 2) and view.matcher.startswith("model.losses.logits.matcher")
+    assert view.attention == "deformable"  # DISTILL is a Deformable DETR pair
     assert len(view.pairs) == 30  # every student query matched (30 each side)
     scores = [p.teacher_score for p in view.pairs]
     assert scores == sorted(scores, reverse=True)

@@ -213,12 +213,15 @@ class StudentView:
         pairs: matched pairs whose teacher score is >= :data:`SCORE_THRESHOLD`, best first.
         teacher_heat / student_heat: cross-attention maps over the image by query index, for
             the first pairs (see :func:`student_view`).
+        attention: what the maps show: "deformable" (sampling points weighted by attention) or
+            "dense" (attention over the feature-map tokens).
     """
 
     name: str
     matcher: str
     layers: tuple[int, int]
     pairs: list[MatchedPair]
+    attention: str = "deformable"
     teacher_heat: dict[int, np.ndarray] = field(default_factory=dict)
     student_heat: dict[int, np.ndarray] = field(default_factory=dict)
 
@@ -247,7 +250,14 @@ def student_view(name: str, model: nn.Module, item: dict, heat_pairs: int = 6) -
     teacher_layer = _teacher_layer(model, student_layer, teacher_out.decoder.num_layers)
     pairs = match_layer(model, teacher_out, student_out, student_layer, teacher_layer, matcher)
     pairs = [p for p in pairs if p.teacher_score >= SCORE_THRESHOLD]
-    view = StudentView(name, source, (student_layer, teacher_layer), pairs)
+    dense = isinstance(student_out.decoder.cross_attn[student_layer], torch.Tensor)
+    view = StudentView(
+        name,
+        source,
+        (student_layer, teacher_layer),
+        pairs,
+        attention="dense" if dense else "deformable",
+    )
     size = tuple(student_out.image_sizes[0])
     blur = HEATMAP_BLUR * min(size)
     for pair in pairs[:heat_pairs]:
@@ -359,6 +369,19 @@ def attention_rows(views: list[StudentView], count: int = 4) -> list[int]:
     return rows[:count]
 
 
+def attention_title(views: list[StudentView]) -> str:
+    """The attention figure's title: the layers matched and what the maps show."""
+    student_layer, teacher_layer = views[0].layers
+    shown = {
+        "deformable": "deformable sampling points weighted by attention",
+        "dense": "attention over the feature-map tokens",
+    }[views[0].attention]
+    return (
+        f"Cross-attention of matched queries (teacher layer {teacher_layer}, students' layer "
+        f"{student_layer})\n{shown}, mean over heads; teacher box blue, student box orange dashed"
+    )
+
+
 def draw_attention_figure(
     image: np.ndarray, views: list[StudentView], names: list[str], path: str, count: int = 4
 ) -> str:
@@ -421,11 +444,8 @@ def draw_attention_figure(
             place.x0 - 0.01, (place.y0 + place.y1) / 2, f"pair {row + 1}",
             rotation=90, va="center", ha="right", fontsize=10,
         )  # fmt: skip
-    student_layer, teacher_layer = views[0].layers
     fig.suptitle(
-        f"Cross-attention of matched queries (teacher layer {teacher_layer}, students' layer "
-        f"{student_layer})\ndeformable sampling points weighted by attention, mean over heads; "
-        "teacher box blue, student box orange dashed",
+        attention_title(views),
         fontsize=10,
     )
     bar = fig.add_axes((0.3, 0.04, 0.4, 0.012))
