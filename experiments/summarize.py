@@ -96,6 +96,13 @@ def summarize(root: str, rows=ROWS) -> list[dict]:
     return summary
 
 
+def _mean_std(metric: dict) -> str:
+    """ "mean ± std", or the mean alone for one seed (no spread to show)."""
+    if len(metric["values"]) < 2:
+        return f"{metric['mean']:.1f}"
+    return f"{metric['mean']:.1f} ± {metric['std']:.1f}"
+
+
 def format_table(summary: list[dict], rows=ROWS) -> str:
     base = next((e for e in summary if e["config"] == rows[0][1] + ".py"), None)
     lines = [
@@ -106,11 +113,10 @@ def format_table(summary: list[dict], rows=ROWS) -> str:
         ap = e["AP"]
         delta = "—" if base is None or e is base else f"{ap['mean'] - base['AP']['mean']:+.1f}"
         lines.append(
-            f"| {e['label']} | {len(e['seeds'])} | {ap['mean']:.1f} ± {ap['std']:.1f} | {delta} | "
-            f"{e['AP50']['mean']:.1f} ± {e['AP50']['std']:.1f} | "
-            f"{e['AP75']['mean']:.1f} ± {e['AP75']['std']:.1f} | "
+            f"| {e['label']} | {len(e['seeds'])} | {_mean_std(ap)} | {delta} | "
+            f"{_mean_std(e['AP50'])} | {_mean_std(e['AP75'])} | "
             f"{' / '.join(f'{v:.1f}' for v in ap['values'])} | "
-            f"{e['AP_first_eval']['mean']:.1f} ± {e['AP_first_eval']['std']:.1f} |"
+            f"{_mean_std(e['AP_first_eval'])} |"
         )
     return "\n".join(lines)
 

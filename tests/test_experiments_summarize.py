@@ -71,4 +71,9 @@ def test_nano_pair_has_its_own_baseline(tmp_path, summarize):
     summary = summarize.summarize(str(tmp_path), rows)
     assert [e["config"] for e in summary] == [base + ".py", method + ".py"]
     lines = summarize.format_table(summary, rows).splitlines()
-    assert lines[3].startswith("| D3ETR adaptive+fixed | 1 | 13.0 ± 0.0 | +9.0 |")
+    assert lines[3].startswith("| D3ETR adaptive+fixed | 1 | 13.0 | +9.0 |")
+
+
+def test_one_seed_shows_no_spread(summarize):
+    assert summarize._mean_std({"mean": 7.94, "std": 0.0, "values": [7.94]}) == "7.9"
+    assert summarize._mean_std({"mean": 5.5, "std": 0.34, "values": [5.1, 5.8]}) == "5.5 ± 0.3"
