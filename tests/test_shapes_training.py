@@ -10,21 +10,25 @@ from detrdistill import model_zoo
 from detrdistill.engine import do_train
 
 
-@pytest.mark.slow
-def test_short_training_on_embedded_data_lowers_the_loss_and_evaluates(tmp_path):
-    cfg = model_zoo.get_config("shapes/deformable_detr_tiny.py")
+def _short_run(tmp_path, config: str, tag: str) -> tuple[list[dict], list[float]]:
+    """60 training steps of ``config`` on 16 embedded images; its metrics records and losses."""
+    cfg = model_zoo.get_config(config)
     root = str(tmp_path / "shapes")
-    cfg.dataloader.train.dataset.update(name="shapes_train_16", num_images=16, root=root)
-    cfg.dataloader.test.dataset.update(name="shapes_val_8", num_images=8, root=root)
+    cfg.dataloader.train.dataset.update(name=f"shapes_train_16{tag}", num_images=16, root=root)
+    cfg.dataloader.test.dataset.update(name=f"shapes_val_8{tag}", num_images=8, root=root)
     cfg.dataloader.train.update(total_batch_size=4, num_workers=0)
     cfg.dataloader.test.num_workers = 0
     cfg.train.update(max_iter=60, eval_period=0, log_period=1, output_dir=str(tmp_path / "out"))
     cfg.train.checkpointer.period = 1000
     do_train(cfg)
-
     lines = (tmp_path / "out" / "metrics.json").read_text().splitlines()
     records = [json.loads(line) for line in lines]
-    losses = [r["total_loss"] for r in records if "total_loss" in r]
+    return records, [r["total_loss"] for r in records if "total_loss" in r]
+
+
+@pytest.mark.slow
+def test_short_training_on_embedded_data_lowers_the_loss_and_evaluates(tmp_path):
+    records, losses = _short_run(tmp_path, "shapes/deformable_detr_tiny.py", "")
     assert len(losses) == 60
     # measured: the mean falls by 16-19% over these 60 steps (seed and thread count move it)
     assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:10])
@@ -35,19 +39,7 @@ def test_short_training_on_embedded_data_lowers_the_loss_and_evaluates(tmp_path)
 
 @pytest.mark.slow
 def test_short_dino_training_on_embedded_data_lowers_the_loss(tmp_path):
-    cfg = model_zoo.get_config("shapes/dino_tiny.py")
-    root = str(tmp_path / "shapes")
-    cfg.dataloader.train.dataset.update(name="shapes_train_16_dino", num_images=16, root=root)
-    cfg.dataloader.test.dataset.update(name="shapes_val_8_dino", num_images=8, root=root)
-    cfg.dataloader.train.update(total_batch_size=4, num_workers=0)
-    cfg.dataloader.test.num_workers = 0
-    cfg.train.update(max_iter=60, eval_period=0, log_period=1, output_dir=str(tmp_path / "out"))
-    cfg.train.checkpointer.period = 1000
-    do_train(cfg)
-
-    lines = (tmp_path / "out" / "metrics.json").read_text().splitlines()
-    records = [json.loads(line) for line in lines]
-    losses = [r["total_loss"] for r in records if "total_loss" in r]
+    records, losses = _short_run(tmp_path, "shapes/dino_tiny.py", "_dino")
     assert len(losses) == 60
     assert any("loss_class_enc" in r for r in records)  # the encoder (two-stage) loss
     assert any("loss_class_dn" in r for r in records)  # contrastive denoising

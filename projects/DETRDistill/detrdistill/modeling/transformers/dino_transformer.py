@@ -73,8 +73,11 @@ class DinoDecoder(nn.Module):
         Returns:
             (B, Q, D).
         """
-        first_level = scale_reference_to_levels(reference, valid_ratios)[:, :, 0]
-        return self.ref_point_head(coordinate_sine_embedding(first_level, self.dim // 2))
+        return self._positional_queries(scale_reference_to_levels(reference, valid_ratios))
+
+    def _positional_queries(self, scaled: Tensor) -> Tensor:
+        """(B, Q, D) positional queries of anchors already scaled to the levels (B, Q, Lv, 4)."""
+        return self.ref_point_head(coordinate_sine_embedding(scaled[:, :, 0], self.dim // 2))
 
     def forward(
         self,
@@ -117,10 +120,11 @@ class DinoDecoder(nn.Module):
         recorder, tgt = DecoderRecorder(return_attention), content
         box_reference = reference
         for index, layer in enumerate(self.layers):
+            scaled = scale_reference_to_levels(reference, valid_ratios)
             tgt, self_w, cross_w = layer(
                 tgt,
-                self.positional_queries(reference, valid_ratios),
-                scale_reference_to_levels(reference, valid_ratios),
+                self._positional_queries(scaled),
+                scaled,
                 memory,
                 memory_mask,
                 spatial_shapes,
