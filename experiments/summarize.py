@@ -1,6 +1,7 @@
 """Summarise the runs of experiments/shapes_table.sh: mean and spread over seeds, as a table.
 
-    python experiments/summarize.py [--root output/table] [--pair tiny|nano] [--json FILE]
+    python experiments/summarize.py [--root output/table] [--pair tiny|nano|conditional]
+        [--json FILE]
 
 For every config folder ``<root>/<config>/seed<k>/`` with a finished run (``model_final.pth``),
 reads the COCO box AP of the last evaluation (and of the one half-way) from ``metrics.json``
@@ -45,7 +46,19 @@ NANO_ROWS = (
     ("D3ETR adaptive+fixed, no attention", "d3etr/shapes_deformable_nano_no_attention"),
     ("KD-DETR specific+general points", "kd_detr/shapes_deformable_nano"),
 )
-PAIRS = {"tiny": ROWS, "nano": NANO_ROWS}
+# the Conditional DETR pair: the shipped tiny Conditional DETR teacher -> the nano student
+CONDITIONAL_ROWS = (
+    ("baseline student (Conditional nano)", "shapes/conditional_detr_nano"),
+    ("DETRDistill (a) logits", "detrdistill/shapes_conditional_nano_logits"),
+    ("DETRDistill (b) feature", "detrdistill/shapes_conditional_nano_feature"),
+    ("DETRDistill (c) query prior", "detrdistill/shapes_conditional_nano_query_prior"),
+    ("DETRDistill (a)+(b)+(c)", "detrdistill/shapes_conditional_nano"),
+    ("D3ETR adaptive only", "d3etr/shapes_conditional_nano_adaptive"),
+    ("D3ETR fixed only", "d3etr/shapes_conditional_nano_fixed"),
+    ("D3ETR adaptive+fixed", "d3etr/shapes_conditional_nano"),
+    ("D3ETR adaptive+fixed, no attention", "d3etr/shapes_conditional_nano_no_attention"),
+)
+PAIRS = {"tiny": ROWS, "nano": NANO_ROWS, "conditional": CONDITIONAL_ROWS}
 METRICS = ("AP", "AP50", "AP75")
 
 
