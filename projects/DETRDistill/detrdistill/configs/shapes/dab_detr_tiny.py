@@ -16,6 +16,8 @@ model.update(_size)
 model.position_embedding.num_pos_feats = 64
 model.encoder.update(_transformer, num_layers=2)
 model.decoder.update(_transformer, num_layers=3)
+# AP50 39.4 after 1,500 iterations, 67.4 after 3,000 (README "Results on the embedded data").
+train.max_iter = 3000
 train.output_dir = "./output/shapes/dab_detr_tiny"
 train.init_checkpoint = _pretrained_backbone
 optimizer.params.lr_backbone_multiplier = 0.1
