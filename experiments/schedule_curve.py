@@ -2,8 +2,8 @@
 schedule curve): does distillation speed convergence, or raise the ceiling?
 
     CONFIGS="shapes/conditional_detr_nano.py detrdistill/shapes_conditional_nano.py \\
-      d3etr/shapes_conditional_nano.py" ITERS=2000 EVAL_PERIOD=250 ROOT=output/curve \\
-      bash experiments/shapes_table.sh 0
+      d3etr/shapes_conditional_nano.py" ITERS=3000 EVAL_PERIOD=250 ROOT=output/curve \\
+      bash experiments/shapes_table.sh 0 1
     python experiments/schedule_curve.py --pair conditional --root output/curve \\
       --json experiments/results/schedule_curve_conditional.json \\
       --plot docs/images/schedule_curve_conditional.png

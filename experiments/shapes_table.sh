@@ -8,7 +8,8 @@
 #   python experiments/summarize.py                                           # the table
 #
 # Each run writes $ROOT/<config name>/seed<k>/ (metrics.json, log.txt; ROOT=output/table by
-# default); a run whose model_final.pth exists is skipped, so the script resumes after an interruption.
+# default); a run whose model_final.pth exists is skipped, so the script resumes after an
+# interruption.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PY:-.venv/bin/python}
