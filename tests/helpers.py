@@ -13,6 +13,8 @@ folder). Nothing here depends on the DETR models.
 * :func:`tiny_config_parts` / :func:`write_tiny_config`: a complete LazyConfig (model, dataloader
   with COCO evaluator, the packaged optimizer/schedule/train defaults) and a ``.py`` file of it
   for ``train_net.py --config-file``.
+* :func:`tiny_pair_overrides`: ``key=value`` overrides that shrink both models of a packaged
+  distillation config to test size (the only piece here that names DETR config keys).
 """
 
 from __future__ import annotations
@@ -52,11 +54,30 @@ __all__ = [
     "repeat_batch",
     "tiny_batch",
     "tiny_config_parts",
+    "tiny_pair_overrides",
     "write_tiny_coco",
     "write_tiny_config",
 ]
 
 TINY_CLASSES = ("square", "bar")
+
+
+def tiny_pair_overrides(num_queries: int | None = None) -> list[str]:
+    """Overrides for a packaged distillation config: an 8-wide backbone, a 32-wide two-layer
+    student decoder and a 48-wide three-layer teacher decoder, one encoder layer each (and
+    ``num_queries`` queries each, when given)."""
+    opts = []
+    for part, hidden, layers in (("student", 32, 2), ("teacher", 48, 3)):
+        opts += [
+            f"model.{part}.backbone.width=8",
+            f"model.{part}.hidden_dim={hidden}",
+            f"model.{part}.position_embedding.num_pos_feats={hidden // 2}",
+            f"model.{part}.encoder.num_layers=1",
+            f"model.{part}.decoder.num_layers={layers}",
+        ]
+        if num_queries is not None:
+            opts.append(f"model.{part}.num_queries={num_queries}")
+    return opts
 
 
 class TinyDetector(nn.Module):

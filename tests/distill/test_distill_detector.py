@@ -15,6 +15,7 @@ import detrdistill  # noqa: F401
 from detrdistill import model_zoo
 from detrdistill.distill.export import export_student
 from detrdistill.engine import do_eval_only, do_train
+from tests.helpers import tiny_pair_overrides
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SHAPES_DISTILL_CONFIGS = [
@@ -321,15 +322,8 @@ def test_two_process_cpu_launch_of_a_distillation_config(tmp_path):
         "dataloader.test.dataset.num_images=2",
         f"dataloader.test.dataset.root={root}",
         "model.losses.feature.top_k=10",
+        *tiny_pair_overrides(),
     ]
-    for part, hidden, layers in (("student", 32, 2), ("teacher", 48, 3)):
-        opts += [
-            f"model.{part}.backbone.width=8",
-            f"model.{part}.hidden_dim={hidden}",
-            f"model.{part}.position_embedding.num_pos_feats={hidden // 2}",
-            f"model.{part}.encoder.num_layers=1",
-            f"model.{part}.decoder.num_layers={layers}",
-        ]
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     result = subprocess.run(
         [sys.executable, "train_net.py", "--config-file", MAIN_CONFIG, "--num-gpus", "2", *opts],

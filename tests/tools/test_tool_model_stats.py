@@ -11,6 +11,7 @@ from detectron2.config import LazyConfig, instantiate
 from detrdistill import model_zoo
 from detrdistill.tools import model_stats
 from detrdistill.tools.flops import count_flops, parameter_counts, sdpa_flop_jit
+from tests.helpers import tiny_pair_overrides
 
 DETECTOR = "shapes/deformable_detr_tiny.py"
 DISTILL = "detrdistill/shapes_deformable_tiny.py"
@@ -21,17 +22,7 @@ DETECTOR_OPTS = [
     "model.encoder.num_layers=1",
     "model.decoder.num_layers=2",
 ]
-DISTILL_OPTS = [
-    opt
-    for part, hidden, layers in (("student", 32, 2), ("teacher", 48, 3))
-    for opt in (
-        f"model.{part}.backbone.width=8",
-        f"model.{part}.hidden_dim={hidden}",
-        f"model.{part}.position_embedding.num_pos_feats={hidden // 2}",
-        f"model.{part}.encoder.num_layers=1",
-        f"model.{part}.decoder.num_layers={layers}",
-    )
-]
+DISTILL_OPTS = tiny_pair_overrides()
 
 
 def build(name, opts):

@@ -34,6 +34,7 @@ from detrdistill.tools.distill_views import (
     splat_points,
 )
 from detrdistill.tools.drawing import draw_box, image_figure, muted
+from tests.helpers import tiny_pair_overrides
 
 DETECTOR = "shapes/deformable_detr_tiny.py"
 DISTILL = "detrdistill/shapes_deformable_tiny.py"
@@ -48,15 +49,7 @@ DETECTOR_OPTS = [
 
 
 def distill_opts(random_teacher: bool = False) -> list[str]:
-    opts = []
-    for part, hidden, layers in (("student", 32, 2), ("teacher", 48, 3)):
-        opts += [
-            f"model.{part}.backbone.width=8",
-            f"model.{part}.hidden_dim={hidden}",
-            f"model.{part}.position_embedding.num_pos_feats={hidden // 2}",
-            f"model.{part}.encoder.num_layers=1",
-            f"model.{part}.decoder.num_layers={layers}",
-        ]
+    opts = tiny_pair_overrides()
     if random_teacher:
         opts += ["model.allow_random_teacher=True", "model.teacher_weights="]
     return opts
